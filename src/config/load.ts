@@ -1,0 +1,111 @@
+/**
+ * Loads a config file (YAML or JSON; JSON is parsed by the YAML parser too, so both get line
+ * numbers), validates it against the schema, and reports every problem at once as
+ * `file:line: field.path: message`. Runs at start, on `check`, and on every reload; it never
+ * touches the running generation.
+ *
+ * @example
+ *   const { config } = await loadConfig('scriptgate.yaml');
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { configSchema, crossCheck, type Config } from './schema.ts';
+import { ProxyError } from '../errors.ts';
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the config file. */
+  file: string;
+  /** Folder that relative paths in the config resolve against. */
+  baseDir: string;
+}
+
+/** A config that does not load; `problems` holds one `file:line: path: message` line per problem. */
+export class ConfigError extends ProxyError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super('PRX_ERR_CONFIG', problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+/** Renders a zod/yaml path as `routes[2].match.host`. */
+export function formatPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of p) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+function displayName(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
+/** Line (1-based) of the deepest node along `p` that exists in the document. */
+function lineOf(doc: Document, lines: LineCounter, p: readonly PropertyKey[]): number {
+  for (let n = p.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(p.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return 1;
+}
+
+/** Parses and validates config text; `file` is used for messages and relative paths. */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const shown = displayName(file);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${shown}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]}`));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const result = configSchema.safeParse(raw);
+  const found: Array<{ path: PropertyKey[]; linePath: PropertyKey[]; message: string }> = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      // For an unknown key, point at the key's own line.
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+      found.push({ path: issue.path, linePath: keys.length ? [...issue.path, keys[0]!] : issue.path, message: issue.message });
+    }
+  }
+  for (const [p, message] of crossCheck(raw)) found.push({ path: p, linePath: p, message });
+  if (found.length > 0 || !result.success) {
+    const problems = found
+      .map((f) => ({ line: lineOf(doc, lines, f.linePath), text: `${formatPath(f.path) ? `${formatPath(f.path)}: ` : ''}${f.message}` }))
+      .sort((a, b) => a.line - b.line)
+      .map((f) => `${shown}:${f.line}: ${f.text}`);
+    throw new ConfigError(problems);
+  }
+  const baseDir = path.dirname(path.resolve(file));
+  return { config: resolvePaths(result.data, baseDir), file: path.resolve(file), baseDir };
+}
+
+/** Reads and parses a config file. Throws ConfigError (with `problems`) when it does not load. */
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${displayName(file)}:0: cannot read config: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Makes every path in the config absolute (relative to the config's folder) and adds the implicit `default` tenant. */
+function resolvePaths(config: Config, baseDir: string): Config {
+  const abs = (p: string) => path.resolve(baseDir, p);
+  for (const l of config.listen) {
+    for (const c of l.tls?.certificates ?? []) {
+      c.cert = abs(c.cert);
+      c.key = abs(c.key);
+    }
+  }
+  for (const u of Object.values(config.upstreams)) if (u.tls?.ca) u.tls.ca = abs(u.tls.ca);
+  for (const t of Object.values(config.tenants)) t.scripts = abs(t.scripts);
+  if (!config.tenants.default) config.tenants.default = { memory_mb: 64, cpu_ms: 50, scripts: baseDir };
+  return config;
+}

@@ -1,0 +1,175 @@
+/**
+ * The one definition of scriptgate's config: zod validates it and the TypeScript types come from
+ * it (`Config` is what the rest of the code sees, with defaults filled in and units parsed).
+ * Field names follow DESIGN.md; unknown fields are errors so typos do not pass silently.
+ */
+import { z } from 'zod';
+import { parseDuration, parseHostPort, parseSize } from './units.ts';
+
+/** Phase script keys of a route, in the order the phases run (OpenResty spelling). */
+export const PHASES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log'] as const;
+export type Phase = (typeof PHASES)[number];
+export const PHASE_SCRIPT_KEYS = ['rewrite_by_script', 'access_by_script', 'header_filter_by_script', 'body_filter_by_script', 'log_by_script'] as const;
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use 250ms, 2s, 1m or a number of milliseconds)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const bytes = parseSize(v);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `invalid size ${JSON.stringify(v)} (use 512, 16kb, 1mb)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const address = z.string().refine((v) => parseHostPort(v) !== undefined, { message: 'expected host:port, e.g. 127.0.0.1:6188' });
+
+const limitsFields = {
+  /** The request head must arrive within this (slowloris guard). Default 10s. */
+  client_header_timeout: duration.default(10_000),
+  /** Request line plus headers. Default 16kb. */
+  max_header_size: size.default(16 * 1024),
+  /** Request line alone; longer gets 414. Default 8kb. */
+  max_uri_size: size.default(8 * 1024),
+  /** 0 = unlimited, streamed. Larger bodies get 413. */
+  max_body_size: size.default(0),
+  /** Idle keep-alive connections from clients are closed after this. Default 75s (nginx). */
+  keepalive_timeout: duration.default(75_000),
+};
+const limits = z.strictObject(limitsFields);
+/** Per-listener override: every field optional; unset ones fall back to the top-level limits. */
+const listenerLimits = z.strictObject({
+  client_header_timeout: duration.optional(),
+  max_header_size: size.optional(),
+  max_uri_size: size.optional(),
+  max_body_size: size.optional(),
+  keepalive_timeout: duration.optional(),
+});
+
+const certificate = z.strictObject({ cert: z.string(), key: z.string() });
+
+const listener = z.strictObject({
+  address,
+  http2: z.boolean().default(false),
+  tls: z.strictObject({ certificates: z.array(certificate).min(1) }).optional(),
+  limits: listenerLimits.optional(),
+});
+
+const target = z.union([
+  address.transform((a) => ({ address: a, weight: 1 })),
+  z.strictObject({ address, weight: z.number().int().min(1).max(1000).default(1) }),
+]);
+
+export const BALANCE = ['round_robin', 'random', 'least_conn', 'consistent_hash', 'ewma'] as const;
+
+const upstream = z.strictObject({
+  targets: z.array(target).min(1, 'an upstream needs at least one target'),
+  balance: z.enum(BALANCE).default('round_robin'),
+  tls: z
+    .strictObject({ sni: z.string().optional(), ca: z.string().optional(), verify: z.boolean().default(true) })
+    .optional(),
+  protocol: z.enum(['http1', 'http2']).default('http1'),
+  timeouts: z
+    .strictObject({ connect: duration.default(2_000), read: duration.default(60_000), idle: duration.default(60_000) })
+    .prefault({}),
+  /** Connections kept per target (undici Pool size). Default 128, like the bench's nginx `keepalive 128`. */
+  connections: z.number().int().min(1).default(128),
+  retries: z.number().int().min(0).max(16).default(1),
+  health_check: z.strictObject({ path: z.string(), interval: duration.default(5_000) }).optional(),
+});
+
+const tenant = z.strictObject({
+  memory_mb: z.number().int().min(8).max(4096).default(64),
+  cpu_ms: z.number().min(1).max(60_000).default(50),
+  scripts: z.string().default('.'),
+});
+
+const hostPattern = z
+  .string()
+  .min(1)
+  .refine((h) => /^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(h) || h === '*', { message: 'expected a host name, *.suffix or *' });
+
+const route = z.strictObject({
+  name: z.string().min(1).optional(),
+  match: z
+    .strictObject({
+      host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+      path_prefix: z.string().startsWith('/', 'path_prefix must start with /').default('/'),
+      methods: z.array(z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens like GET')).min(1).optional(),
+    })
+    .prefault({}),
+  tenant: z.string().default('default'),
+  upstream: z.string().optional(),
+  upstream_host: z.string().optional(),
+  rewrite_by_script: z.string().optional(),
+  access_by_script: z.string().optional(),
+  header_filter_by_script: z.string().optional(),
+  body_filter_by_script: z.string().optional(),
+  log_by_script: z.string().optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+    listen: z.array(listener).min(1, 'at least one listener is needed'),
+    admin: z.strictObject({ address, token: z.string().optional() }).optional(),
+    limits: limits.prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        access_log: z.boolean().default(true),
+      })
+      .prefault({}),
+    upstreams: z.record(z.string(), upstream).default({}),
+    tenants: z.record(z.string(), tenant).default({}),
+    routes: z.array(route).min(1, 'at least one route is needed'),
+  });
+
+/**
+ * Checks between fields (a route naming an unknown upstream or tenant, duplicate names). Runs on
+ * the raw parsed document even when the schema found other problems, so an operator sees every
+ * problem in one go. Returns `[path, message]` pairs.
+ */
+export function crossCheck(raw: unknown): Array<[Array<string | number>, string]> {
+  const out: Array<[Array<string | number>, string]> = [];
+  const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const cfg = obj(raw);
+  const upstreams = obj(cfg.upstreams);
+  const tenants = obj(cfg.tenants);
+  const routes = Array.isArray(cfg.routes) ? cfg.routes : [];
+  const names = new Set<string>();
+  routes.forEach((r: unknown, i) => {
+    const route = obj(r);
+    if (typeof route.upstream === 'string' && !Object.hasOwn(upstreams, route.upstream)) out.push([['routes', i, 'upstream'], `unknown upstream ${JSON.stringify(route.upstream)}`]);
+    if (typeof route.tenant === 'string' && route.tenant !== 'default' && !Object.hasOwn(tenants, route.tenant)) out.push([['routes', i, 'tenant'], `unknown tenant ${JSON.stringify(route.tenant)}`]);
+    if (typeof route.name === 'string') {
+      if (names.has(route.name)) out.push([['routes', i, 'name'], `duplicate route name ${JSON.stringify(route.name)}`]);
+      names.add(route.name);
+    }
+  });
+  const addrs = new Set<string>();
+  (Array.isArray(cfg.listen) ? cfg.listen : []).forEach((l: unknown, i) => {
+    const a = obj(l).address;
+    if (typeof a !== 'string') return;
+    if (addrs.has(a)) out.push([['listen', i, 'address'], `address ${a} is listed twice`]);
+    addrs.add(a);
+  });
+  return out;
+}
+
+/** The config as the rest of scriptgate sees it: defaults filled in, durations in ms, sizes in bytes. */
+export type Config = z.output<typeof configSchema>;
+/** What an operator writes. */
+export type ConfigInput = z.input<typeof configSchema>;
+export type RouteConfig = Config['routes'][number];
+export type UpstreamConfig = Config['upstreams'][string];
+export type TenantConfig = Config['tenants'][string];
+export type ListenerConfig = Config['listen'][number];
+export type LimitsConfig = Config['limits'];
