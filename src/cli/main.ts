@@ -1,0 +1,117 @@
+/**
+ * The `scriptgate` command.
+ *
+ *   scriptgate start [-c FILE]   run the proxy (default config: ./scriptgate.yaml)
+ *   scriptgate check [-c FILE]   validate config and compile scripts, like `nginx -t`; exit 0 or 1
+ *   scriptgate demo              the load-balancer example with its two local origins (npm start)
+ *   scriptgate --version | --help
+ *
+ * Runs under bin/scriptgate.js, which adds the node flags the sandbox needs.
+ */
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { createLogger, flushLogger } from '../observability/logger.ts';
+import { buildGeneration } from '../control/generation.ts';
+import { runPrimary, runSingle, workerCount } from '../control/cluster.ts';
+import { runDemo } from './demo.ts';
+
+const HELP = `scriptgate — a programmable reverse proxy with sandboxed TypeScript phase scripts
+
+Usage:
+  scriptgate start [-c FILE]   run the proxy (default config: scriptgate.yaml)
+  scriptgate check [-c FILE]   validate the config and compile its scripts, then exit 0 (ok) or 1
+  scriptgate demo              run the load-balancer demo (two local origins + the proxy on 127.0.0.1:6188)
+  scriptgate --version         print the version
+  scriptgate --help            print this help
+
+Signals: SIGTERM drains in-flight requests then exits; SIGINT exits at once.
+Environment: LOG_LEVEL overrides the config's log.level.
+`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    fail(`scriptgate: ${(err as Error).message}\n\n${HELP}`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) return void process.stdout.write(`scriptgate ${version()}\n`);
+  const command = positionals[0];
+  if (values.help || command === 'help' || command === undefined) {
+    process.stdout.write(HELP);
+    if (command === undefined && !values.help) process.exitCode = 2;
+    return;
+  }
+  const file = values.config ?? 'scriptgate.yaml';
+  switch (command) {
+    case 'start':
+      return start(file);
+    case 'check':
+      return check(file);
+    case 'demo':
+      return runDemo();
+    default:
+      fail(`scriptgate: unknown command ${JSON.stringify(command)}\n\n${HELP}`, 2);
+  }
+}
+
+async function load(file: string) {
+  try {
+    return await loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.problems.join('\n'));
+    throw err;
+  }
+}
+
+/** `scriptgate check`: everything a start does except binding sockets. */
+async function check(file: string): Promise<void> {
+  const loaded = await load(file);
+  const logger = createLogger('silent');
+  try {
+    const gen = await buildGeneration(loaded, logger);
+    gen.retire();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.problems.join('\n'));
+    fail(`${file}: ${(err as Error).message}`);
+  }
+  process.stdout.write(`scriptgate: configuration file ${file} test is successful\n`);
+  process.exit(0);
+}
+
+/** `scriptgate start`: one process, or a cluster primary and its workers. */
+export async function start(file: string): Promise<void> {
+  const loaded = await load(file);
+  const n = workerCount(loaded.config.workers);
+  const worker = cluster.isWorker;
+  const logger = createLogger(loaded.config.log.level, worker ? { worker: cluster.worker?.id } : {});
+  if (n > 1 && cluster.isPrimary) return runPrimary(n, logger);
+  try {
+    await runSingle(loaded, logger);
+  } catch (err) {
+    flushLogger();
+    if (err instanceof ConfigError) fail(err.problems.join('\n'));
+    fail(`scriptgate: cannot start: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Bundles all phase scripts of one tenant into one script for its isolate. Runs at start, on
+ * `check` and on every reload, once per tenant that any route's `*_by_script` key uses, on
+ * esbuild's async API (the work happens in esbuild's own process, off the event loop).
+ *
+ * The bundle is an IIFE that sets the global `__sgTenant = { scripts: { "<key>": fn, … } }`, where
+ * `<key>` is the script's path relative to the tenant's scripts folder (forward slashes) and `fn`
+ * its default export. TypeScript and modern JS are accepted; relative imports inside the folder
+ * are bundled; everything else is rejected by `importGuard`. The source map is kept (external,
+ * without sources content) so runtime errors map back to the script's own file:line:column.
+ *
+ * Returns `{ ok: true, bundle }`, or `{ ok: false, problems }` with one `file:line: message` line
+ * per esbuild error (every error of the tenant, not only the first).
+ *
+ * @example
+ *   const r = await compileTenant({ tenant: 'acme', scriptsDir: '/srv/acme', scripts: ['auth.ts'] });
+ */
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import * as esbuild from 'esbuild';
+import type { SourceMapPayload } from 'node:module';
+import { displayPath } from './display-path.ts';
+import { importGuard } from './import-guard.ts';
+
+/** Global the tenant bundle assigns; read once by the trusted bootstrap at install. */
+export const TENANT_GLOBAL = '__sgTenant';
+/** File name the bundle is compiled under inside the isolate; stack frames name it. */
+export const TENANT_FILENAME = 'scriptgate-tenant.js';
+
+export interface CompileTenantOptions {
+  tenant: string;
+  /** Absolute folder of the tenant's scripts. */
+  scriptsDir: string;
+  /** Script paths relative to `scriptsDir` (as written in the config). */
+  scripts: readonly string[];
+}
+
+export interface TenantBundle {
+  tenant: string;
+  scriptsDir: string;
+  /** The IIFE source run inside the isolate. */
+  code: string;
+  /** esbuild's source map for `code`; `sources` are relative to `scriptsDir`. */
+  map: SourceMapPayload;
+  /** Keys of `__sgTenant.scripts`, one per distinct script file. */
+  keys: string[];
+  /** esbuild warnings as `file:line: message`. */
+  warnings: string[];
+}
+
+export type CompileResult = { ok: true; bundle: TenantBundle } | { ok: false; problems: string[] };
+
+/** The key a script is known by inside its tenant's bundle: its path relative to the folder, with `/`. */
+export function scriptKey(scriptsDir: string, script: string): string {
+  return path.relative(scriptsDir, path.resolve(scriptsDir, script)).split(path.sep).join('/');
+}
+
+function entrySource(keys: readonly string[]): string {
+  const lines = keys.map((k, i) => `import * as m${i} from ${JSON.stringify(`./${k}`)};`);
+  const table = keys.map((k, i) => `  ${JSON.stringify(k)}: m${i}.default,`).join('\n');
+  return `${lines.join('\n')}\nexport const scripts = {\n${table}\n};\n`;
+}
+
+function formatMessage(scriptsDir: string, m: esbuild.Message): string {
+  const loc = m.location;
+  if (!loc) return `${displayPath(scriptsDir)}:0: ${m.text}`;
+  const file = loc.file === '<entry>' ? scriptsDir : path.resolve(scriptsDir, loc.file.replace(/^file:/, ''));
+  return `${displayPath(file)}:${loc.line}: ${m.text}`;
+}
+
+export async function compileTenant(opts: CompileTenantOptions): Promise<CompileResult> {
+  const { scriptsDir } = opts;
+  const keys = [...new Set(opts.scripts.map((s) => scriptKey(scriptsDir, s)))];
+  let realDir = scriptsDir;
+  try {
+    realDir = await realpath(scriptsDir);
+  } catch {
+    return { ok: false, problems: [`${displayPath(scriptsDir)}:0: scripts folder of tenant ${JSON.stringify(opts.tenant)} does not exist`] };
+  }
+  try {
+    const result = await esbuild.build({
+      stdin: { contents: entrySource(keys), resolveDir: scriptsDir, sourcefile: '<entry>', loader: 'js' },
+      absWorkingDir: scriptsDir,
+      outfile: path.join(scriptsDir, TENANT_FILENAME),
+      bundle: true,
+      write: false,
+      format: 'iife',
+      globalName: TENANT_GLOBAL,
+      platform: 'neutral',
+      target: 'es2022',
+      sourcemap: 'external',
+      sourcesContent: false,
+      charset: 'utf8',
+      legalComments: 'none',
+      logLevel: 'silent',
+      tsconfigRaw: '{}',
+      plugins: [importGuard(scriptsDir, realDir)],
+    });
+    const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
+    const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
+    if (!js || !map) return { ok: false, problems: [`${displayPath(scriptsDir)}:0: esbuild produced no output`] };
+    // Drop the trailing sourceMappingURL comment: the map is kept on the host.
+    const code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n');
+    return {
+      ok: true,
+      bundle: {
+        tenant: opts.tenant,
+        scriptsDir,
+        code,
+        map: JSON.parse(map.text) as SourceMapPayload,
+        keys,
+        warnings: result.warnings.map((w) => formatMessage(scriptsDir, w)),
+      },
+    };
+  } catch (err) {
+    const errors = (err as { errors?: esbuild.Message[] }).errors;
+    if (Array.isArray(errors) && errors.length > 0) return { ok: false, problems: errors.map((m) => formatMessage(scriptsDir, m)) };
+    return { ok: false, problems: [`${displayPath(scriptsDir)}:0: ${(err as Error).message}`] };
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * A generation: everything one loaded config implies (routes, upstream pools, compiled tenant
+ * scripts), immutable once built. A request pins the generation that is current when it arrives
+ * (`acquire`) and finishes on it (`release`); a retired generation is disposed when its last
+ * request ends. Start, reload and `check` all build generations the same way.
+ */
+import type { Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.ts';
+import { PHASE_SCRIPT_KEYS, type Config } from '../config/schema.ts';
+import { Router } from '../core/router.ts';
+import { Upstream } from '../upstream/upstream.ts';
+import type { ScriptHost } from '../phases/contract.ts';
+
+let nextId = 1;
+
+export class Generation {
+  readonly id: number;
+  readonly loadedAt = new Date();
+  readonly config: Config;
+  readonly file: string;
+  readonly router: Router;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly scripts: ScriptHost | undefined;
+  readonly logger: Logger;
+  #active = 0;
+  #retired = false;
+  #disposed = false;
+
+  constructor(loaded: LoadedConfig, scripts: ScriptHost | undefined, logger: Logger) {
+    this.id = nextId++;
+    this.config = loaded.config;
+    this.file = loaded.file;
+    this.router = new Router(loaded.config.routes);
+    this.upstreams = new Map(Object.entries(loaded.config.upstreams).map(([name, cfg]) => [name, new Upstream(name, cfg)]));
+    this.scripts = scripts;
+    this.logger = logger;
+  }
+
+  /** Requests currently running on this generation. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** A request starts on this generation. */
+  acquire(): void {
+    this.#active++;
+  }
+
+  /** A request that acquired this generation has ended (response done or client gone). */
+  release(): void {
+    if (--this.#active === 0 && this.#retired) this.#dispose();
+  }
+
+  /** No new request will pick this generation; dispose it once the running ones end. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#active === 0) this.#dispose();
+  }
+
+  #dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const u of this.upstreams.values()) void u.close();
+    this.scripts?.dispose();
+    this.logger.debug({ generation: this.id }, 'generation disposed');
+  }
+}
+
+/** True when any route names a phase script (so isolated-vm and esbuild are needed at all). */
+export function usesScripts(config: Config): boolean {
+  return config.routes.some((r) => PHASE_SCRIPT_KEYS.some((k) => r[k] !== undefined));
+}
+
+/**
+ * Builds a generation from a loaded config: compiles the scripts (throws ConfigError with
+ * `file:line: message` problems when one does not compile) and creates the upstream pools.
+ */
+export async function buildGeneration(loaded: LoadedConfig, logger: Logger): Promise<Generation> {
+  let scripts: ScriptHost | undefined;
+  if (usesScripts(loaded.config)) {
+    // Loaded on demand: a config without scripts never starts isolated-vm or esbuild.
+    const { createScriptHost } = await import('../phases/script-host.ts');
+    scripts = await createScriptHost(loaded, logger);
+  }
+  return new Generation(loaded, scripts, logger);
+}

@@ -1,0 +1,85 @@
+/**
+ * The proxy of one process: its listeners and the current generation. `start()` binds the
+ * listeners; `swap()` makes a new generation current for new requests while running ones finish on
+ * theirs; `shutdown()` drains (graceful) or stops at once. Used directly for `workers: 1`
+ * and inside each cluster worker otherwise.
+ *
+ * @example
+ *   const server = await ProxyServer.start(loaded, logger);
+ *   console.log(server.ports); // bound ports, in config order
+ */
+import type { Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.ts';
+import { Listener } from '../core/listener.ts';
+import { buildGeneration, type Generation } from './generation.ts';
+
+export class ProxyServer {
+  #current: Generation;
+  #draining = false;
+  readonly listeners: Listener[];
+  readonly ports: number[] = [];
+  readonly logger: Logger;
+
+  private constructor(gen: Generation, logger: Logger) {
+    this.#current = gen;
+    this.logger = logger;
+    const config = gen.config;
+    this.listeners = config.listen.map(
+      (l) =>
+        new Listener({
+          config: l,
+          limits: config.limits,
+          logger,
+          current: () => this.#current,
+          accessLog: () => this.#current.config.log.access_log,
+          draining: () => this.#draining,
+        }),
+    );
+  }
+
+  /** Builds the first generation and binds every listener. Throws ConfigError or a listen error. */
+  static async start(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
+    const gen = await buildGeneration(loaded, logger);
+    const server = new ProxyServer(gen, logger);
+    try {
+      for (const l of server.listeners) server.ports.push(await l.listen());
+    } catch (err) {
+      await server.shutdown(false);
+      throw err;
+    }
+    logger.info({ generation: gen.id, listen: gen.config.listen.map((l, i) => `${l.address.replace(/:\d+$/, '')}:${server.ports[i]}`) }, 'scriptgate listening');
+    return server;
+  }
+
+  get generation(): Generation {
+    return this.#current;
+  }
+
+  /** Makes `gen` current; the old one is disposed when its last request ends. */
+  swap(gen: Generation): void {
+    const old = this.#current;
+    this.#current = gen;
+    old.retire();
+  }
+
+  /**
+   * Stops accepting connections. Graceful: running requests finish (up to `timeoutMs`), keep-alive
+   * connections close after their current response. Not graceful: every connection is cut now.
+   */
+  async shutdown(graceful: boolean, timeoutMs = 30_000): Promise<void> {
+    this.#draining = true;
+    const closing = Promise.all(this.listeners.map((l) => (l.server.listening ? l.close() : Promise.resolve())));
+    if (!graceful) {
+      for (const l of this.listeners) l.server.closeAllConnections();
+    } else {
+      const timer = setTimeout(() => {
+        for (const l of this.listeners) l.server.closeAllConnections();
+      }, timeoutMs);
+      timer.unref();
+      await closing;
+      clearTimeout(timer);
+    }
+    await closing;
+    this.#current.retire();
+  }
+}

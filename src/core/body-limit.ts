@@ -1,0 +1,29 @@
+/**
+ * Request-body counting and size limit. Used for chunked request bodies and whenever
+ * `limits.max_body_size` is set; bodies are streamed, never buffered. When the limit is passed the
+ * stream errors with PRX_ERR_BODY_TOO_LARGE (413 if the response has not started).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { ProxyError } from '../errors.ts';
+
+export interface BodyCounter extends Transform {
+  /** Body bytes seen so far. */
+  bytes: number;
+}
+
+/** Pipes `req` through a counter; `max` 0 = unlimited. Client errors/aborts propagate. */
+export function limitBody(req: IncomingMessage, max: number): BodyCounter {
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      counter.bytes += chunk.length;
+      if (max > 0 && counter.bytes > max) return cb(new ProxyError('PRX_ERR_BODY_TOO_LARGE'));
+      cb(null, chunk);
+    },
+  }) as BodyCounter;
+  counter.bytes = 0;
+  req.on('error', (err) => counter.destroy(err));
+  req.on('aborted', () => counter.destroy(new ProxyError('PRX_ERR_CLIENT_ABORTED')));
+  req.pipe(counter);
+  return counter;
+}

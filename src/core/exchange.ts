@@ -1,0 +1,424 @@
+/**
+ * One proxied HTTP request, from the parsed request head to the access log line. Created by the
+ * listener's request handler; it is also the undici dispatch handler of its upstream request, so
+ * response head, body chunks and errors arrive here as callbacks (undici's
+ * `onResponseStart/Data/End/Error(controller, …)`), and back-pressure is the controller's
+ * pause/resume driven by the client socket's `drain`.
+ *
+ * Order of work: parse target → route → rewrite+access scripts → pick target → dispatch →
+ * header_filter → body_filter per chunk → end → log (after the client has everything).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
+import type { Generation } from '../control/generation.ts';
+import type { LimitsConfig } from '../config/schema.ts';
+import type { RequestPhasesResult, ScriptRequest, ScriptSession, RouteScripts } from '../phases/contract.ts';
+import type { Target, Upstream } from '../upstream/upstream.ts';
+import { forwardRawHeaders, forwardResponseHeaders } from './hop-by-hop.ts';
+import { escapesPrefix, parseRequestTarget } from './request-target.ts';
+import { hostName, type CompiledRoute } from './router.ts';
+import { limitBody, type BodyCounter } from './body-limit.ts';
+import { mapUpstreamError } from './upstream-errors.ts';
+import { sendLocal } from './local-response.ts';
+
+/** What an exchange needs from its listener. */
+export interface ListenerContext {
+  scheme: 'http' | 'https';
+  limits: LimitsConfig;
+  logger: Logger;
+  accessLog: boolean;
+  /** True while the process drains for shutdown: responses then close their connection. */
+  draining: () => boolean;
+}
+
+/** Headers the proxy sets itself upstream; incoming copies are dropped (XFF is appended to). */
+const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
+
+export class Exchange implements Dispatcher.DispatchHandler {
+  readonly #gen: Generation;
+  readonly #lc: ListenerContext;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #start = performance.now();
+  readonly #expectContinue: boolean;
+  #id = '';
+  #route: CompiledRoute | undefined;
+  #session: ScriptSession | undefined;
+  #scripts: RouteScripts | undefined;
+  #logger: Logger | undefined;
+  #upstream: Upstream | undefined;
+  #target: Target | undefined;
+  #tried: Set<Target> | undefined;
+  #method = '';
+  #upstreamPath = '';
+  #upstreamHeaders: string[] = [];
+  #hasBody = false;
+  #body: NodeJS.ReadableStream | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #bytesSent = 0;
+  #tDispatch = -1;
+  #tConnected = -1;
+  #tHeader = -1;
+  #tEnd = -1;
+  #error: ErrorCode | '' = '';
+  #done = false;
+  #bodyFilter = false;
+  #headOnly = false;
+  #responseHeaders: string[] = [];
+  #bodyCounter: BodyCounter | undefined;
+
+  constructor(gen: Generation, lc: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue = false) {
+    this.#gen = gen;
+    this.#lc = lc;
+    this.#req = req;
+    this.#res = res;
+    this.#expectContinue = expectContinue;
+    gen.acquire();
+    if (lc.draining()) res.shouldKeepAlive = false;
+    res.once('close', () => this.#finish());
+  }
+
+  /** Runs the request up to the upstream dispatch (or a local answer). */
+  start(): void {
+    try {
+      this.#begin();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #begin(): void {
+    const req = this.#req;
+    const method = req.method ?? 'GET';
+    this.#method = method;
+    const rid = req.headers['x-request-id'];
+    this.#id = typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID();
+
+    const url = req.url ?? '/';
+    if (url.length > this.#lc.limits.max_uri_size) return this.#local(414, 'PRX_ERR_URI_TOO_LONG');
+    const target = parseRequestTarget(url, method);
+    if (!target) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'bad request target');
+    const hostHeader = target.authority ?? req.headers.host ?? '';
+    const route = this.#gen.router.match(hostName(hostHeader), target.path === '*' ? '/' : target.path, method);
+    if (!route) return this.#local(404, 'PRX_ERR_NO_ROUTE');
+    this.#route = route;
+    if (escapesPrefix(target.path, route.prefix)) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'path escapes its route');
+
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
+    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    const maxBody = this.#lc.limits.max_body_size;
+    if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
+
+    let headers = forwardRawHeaders(req.rawHeaders);
+    let path = target.path;
+    let query = target.query;
+    let upstreamName = route.config.upstream;
+
+    const scripts = this.#gen.scripts?.route(route.index);
+    if (scripts) {
+      this.#scripts = scripts;
+      const sreq: ScriptRequest = {
+        id: this.#id,
+        method,
+        path,
+        query,
+        headers,
+        httpVersion: req.httpVersion,
+        scheme: this.#lc.scheme,
+        clientIp: req.socket.remoteAddress ?? '',
+        clientPort: req.socket.remotePort ?? 0,
+        route: route.name,
+        tenant: route.config.tenant,
+      };
+      this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant });
+      this.#session = scripts.open(sreq, this.#logger);
+      if (scripts.has.rewrite || scripts.has.access) {
+        const out: RequestPhasesResult = this.#session.requestPhases(sreq);
+        if (out.action === 'exit') return this.#exit(out.status, out.headers, out.body);
+        if (out.method !== undefined) this.#method = out.method;
+        if (out.path !== undefined) path = out.path;
+        if (out.query !== undefined) query = out.query;
+        if (out.headers !== undefined) headers = out.headers;
+        if (out.upstream !== undefined) upstreamName = out.upstream;
+      }
+      this.#bodyFilter = scripts.has.body_filter;
+    }
+
+    if (upstreamName === undefined) return this.#local(503, 'PRX_ERR_NO_TARGET', 'route has no upstream');
+    const upstream = this.#gen.upstreams.get(upstreamName);
+    if (!upstream) return this.#local(500, 'PRX_ERR_NO_TARGET', `unknown upstream ${JSON.stringify(upstreamName)}`);
+    this.#upstream = upstream;
+    this.#upstreamPath = query ? `${path}?${query}` : path;
+    this.#upstreamHeaders = this.#buildUpstreamHeaders(headers, hostHeader);
+    this.#headOnly = this.#method === 'HEAD';
+    if (this.#hasBody) {
+      // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
+      if (maxBody > 0 || cl === undefined) this.#body = this.#bodyCounter = limitBody(req, maxBody);
+      else this.#body = req;
+      if (this.#expectContinue) this.#res.writeContinue();
+    }
+    this.#dispatch();
+  }
+
+  /**
+   * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
+   * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-* and
+   * X-Request-Id.
+   */
+  #buildUpstreamHeaders(headers: string[], clientHost: string): string[] {
+    let host = this.#route!.config.upstream_host ?? clientHost;
+    let xff = '';
+    const out: string[] = ['host', ''];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (PROXY_SET.has(name)) {
+        if (name === 'x-forwarded-for') xff = xff ? `${xff}, ${headers[i + 1]}` : headers[i + 1]!;
+        else if (name === 'host' && headers[i + 1] !== clientHost) host = headers[i + 1]!; // set by a script
+        continue;
+      }
+      if (name === 'x-request-id') continue;
+      out.push(name, headers[i + 1]!);
+    }
+    out[1] = host;
+    const ip = this.#req.socket.remoteAddress ?? '';
+    out.push('x-forwarded-for', xff ? `${xff}, ${ip}` : ip);
+    out.push('x-forwarded-proto', this.#lc.scheme);
+    if (clientHost) out.push('x-forwarded-host', clientHost);
+    out.push('x-request-id', this.#id);
+    return out;
+  }
+
+  #dispatch(): void {
+    const target = this.#upstream!.pick(this.#tried);
+    if (!target) return this.#local(503, 'PRX_ERR_NO_TARGET', `upstream ${this.#upstream!.name} has no target left`);
+    this.#target = target;
+    target.inFlight++;
+    this.#tDispatch = performance.now();
+    target.pool.dispatch(
+      {
+        path: this.#upstreamPath,
+        method: this.#method,
+        headers: this.#upstreamHeaders,
+        body: this.#hasBody ? (this.#body as unknown as import('node:stream').Readable) : null,
+      },
+      this,
+    );
+  }
+
+  // ---- undici dispatch handler ----
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    this.#tConnected = performance.now();
+    if (this.#done) controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+    if (status < 200) return; // interim responses (100, 103) are not forwarded
+    if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
+    this.#tHeader = performance.now();
+    let out = forwardResponseHeaders(headers);
+    let outStatus = status;
+    let message = statusMessage;
+    try {
+      if (this.#scripts?.has.header_filter) {
+        const head = this.#session!.headerFilter({ status, headers: out });
+        if (head) {
+          out = head.headers;
+          if (head.status !== status) message = undefined;
+          outStatus = head.status;
+        }
+      }
+    } catch (err) {
+      controller.abort(err as Error);
+      return;
+    }
+    if (this.#headOnly || NO_BODY_STATUS(outStatus)) this.#bodyFilter = false;
+    if (this.#bodyFilter) out = dropContentLength(out);
+    const res = this.#res;
+    if (headers.date !== undefined) res.sendDate = false;
+    if (this.#lc.draining()) res.shouldKeepAlive = false;
+    this.#status = outStatus;
+    this.#responseHeaders = out;
+    try {
+      if (message) res.writeHead(outStatus, message, out);
+      else res.writeHead(outStatus, out);
+    } catch (err) {
+      res.sendDate = true;
+      controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${(err as Error).message}`));
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done) return;
+    let data: Buffer = chunk;
+    if (this.#bodyFilter) {
+      try {
+        data = this.#session!.bodyFilter(chunk, false) ?? chunk;
+      } catch (err) {
+        this.#error = isProxyError(err) ? err.code : 'PRX_ERR_SCRIPT';
+        this.#logScriptError(err);
+        controller.abort(err as Error);
+        return;
+      }
+      if (data.length === 0) return;
+    }
+    this.#bytesSent += data.length;
+    if (!this.#res.write(data)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController): void {
+    this.#tEnd = performance.now();
+    this.#releaseTarget();
+    if (this.#done) return;
+    if (this.#bodyFilter) {
+      try {
+        const last = this.#session!.bodyFilter(Buffer.alloc(0), true);
+        if (last && last.length) {
+          this.#bytesSent += last.length;
+          this.#res.write(last);
+        }
+      } catch (err) {
+        this.#error = isProxyError(err) ? err.code : 'PRX_ERR_SCRIPT';
+        this.#logScriptError(err);
+        this.#res.destroy();
+        return;
+      }
+    }
+    this.#res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#releaseTarget();
+    if (this.#done) return;
+    const mapped = isProxyError(err) ? err : mapUpstreamError(err);
+    if (!this.#res.headersSent) {
+      if (mapped.retryable && this.#canRetry()) {
+        (this.#tried ??= new Set()).add(this.#target!);
+        this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream!.name, target: this.#target!.address, err: mapped.message, code: mapped.code }, 'upstream try failed, retrying another target');
+        return this.#dispatch();
+      }
+      return this.#fail(mapped);
+    }
+    // The response already started: abort it so the client never takes a cut body as whole.
+    this.#error = mapped.code;
+    this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, err: mapped.message, code: mapped.code }, 'upstream failed mid-response; client response aborted');
+    this.#res.destroy();
+  }
+
+  #canRetry(): boolean {
+    const tries = (this.#tried?.size ?? 0) + 1;
+    return !this.#hasBody && tries <= this.#upstream!.config.retries && tries < this.#upstream!.targets.length;
+  }
+
+  #releaseTarget(): void {
+    if (this.#target) {
+      this.#target.inFlight--;
+      this.#target = this.#target; // kept for the log line
+    }
+  }
+
+  // ---- local answers and failures ----
+
+  #exit(status: number, headers: string[], body: string | Uint8Array): void {
+    this.#status = status;
+    this.#bytesSent = sendLocal(this.#res, status, headers, body, this.#method === 'HEAD');
+  }
+
+  #local(status: number, code: ErrorCode, detail?: string): void {
+    this.#status = status;
+    if (status >= 400) this.#error = code;
+    const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
+    this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-'], body, this.#method === 'HEAD');
+  }
+
+  #fail(err: unknown): void {
+    const e = isProxyError(err) ? err : new ProxyError('PRX_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+    if (e.source === 'script') this.#logScriptError(e);
+    else if (e.code === 'PRX_ERR_INTERNAL') this.#lc.logger.error({ reqId: this.#id, err }, 'internal error');
+    else this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, code: e.code, err: e.message }, 'request failed');
+    this.#error = e.code;
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      return;
+    }
+    this.#local(e.status, e.code, e.source === 'script' ? 'script error' : undefined);
+  }
+
+  #logScriptError(err: unknown): void {
+    const e = err as ProxyError;
+    (this.#logger ?? this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
+  }
+
+  // ---- the end ----
+
+  /** Runs once when the client's response is closed (finished, aborted or destroyed). */
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const res = this.#res;
+    const aborted = !res.writableFinished;
+    if (aborted) {
+      if (!this.#error) this.#error = 'PRX_ERR_CLIENT_ABORTED';
+      this.#controller?.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
+    }
+    const now = performance.now();
+    const total = now - this.#start;
+    const status = this.#status || (aborted ? 499 : res.statusCode);
+    if (this.#session) {
+      const session = this.#session;
+      if (this.#scripts!.has.log) {
+        session.log({
+          status,
+          bytesSent: this.#bytesSent,
+          bytesReceived: this.#bodyCounter ? this.#bodyCounter.bytes : Number(this.#req.headers['content-length'] ?? 0),
+          timings: {
+            total,
+            upstreamConnect: this.#tConnected >= 0 ? this.#tConnected - this.#tDispatch : -1,
+            upstreamHeader: this.#tHeader >= 0 ? this.#tHeader - this.#tDispatch : -1,
+            upstreamBody: this.#tEnd >= 0 && this.#tHeader >= 0 ? this.#tEnd - this.#tHeader : -1,
+          },
+          upstreamAddress: this.#target?.address ?? '',
+          responseHeaders: this.#responseHeaders,
+          error: this.#error,
+        });
+      }
+      session.close();
+    }
+    if (this.#lc.accessLog) {
+      this.#lc.logger.info(
+        {
+          reqId: this.#id,
+          method: this.#req.method,
+          path: this.#req.url,
+          status,
+          bytes: this.#bytesSent,
+          ms: Math.round(total * 1000) / 1000,
+          route: this.#route?.name,
+          upstream: this.#target?.address,
+          ...(this.#error ? { error: this.#error } : {}),
+        },
+        'access',
+      );
+    }
+    this.#gen.release();
+  }
+}
+
+function dropContentLength(headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
+  return out;
+}
+

@@ -1,0 +1,56 @@
+/**
+ * Hop-by-hop header handling (RFC 9110 §7.6.1). Runs on every proxied request and response:
+ * headers that describe one connection are removed before a message is forwarded, together with
+ * every header the Connection header names; end-to-end headers are kept exactly, repeats included.
+ */
+
+/** Always removed, both ways. `expect` is answered by the proxy itself (100-continue). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  const set = new Set<string>();
+  for (const t of joined.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token) set.add(token);
+  }
+  return set.size ? set : undefined;
+}
+
+/**
+ * Copies node's `rawHeaders` ([name, value, …]) into a flat list with lower-case names, without
+ * hop-by-hop headers, the ones `Connection` names, and any name in `drop`.
+ */
+export function forwardRawHeaders(raw: string[], drop?: ReadonlySet<string>): string[] {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      named = connectionTokens(raw[i + 1]) ?? named;
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * Turns an undici response header object (lower-case keys; arrays for repeats) into a flat list
+ * for `res.writeHead`, without hop-by-hop headers and the ones `Connection` names.
+ */
+export function forwardResponseHeaders(headers: Record<string, string | string[] | undefined>): string[] {
+  const named = connectionTokens(headers.connection);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
+  }
+  return out;
+}

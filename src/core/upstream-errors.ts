@@ -1,0 +1,19 @@
+/**
+ * Maps an undici/socket error of an upstream request to our error table (502 for refused or
+ * broken connections, 504 for timeouts). Runs when an upstream try fails.
+ */
+import { ProxyError } from '../errors.ts';
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+export function mapUpstreamError(err: Error): ProxyError {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_CONNECT_TIMEOUT', err.message, { cause: err });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_TIMEOUT', err.message, { cause: err });
+  if (code === 'PRX_ERR_BODY_TOO_LARGE' || code === 'PRX_ERR_CLIENT_ABORTED') return err as ProxyError;
+  // A TLS failure (bad certificate, wrong SNI) while connecting is a connect error too.
+  if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return new ProxyError('PRX_ERR_UPSTREAM_CONNECT', err.message, { cause: err });
+  }
+  return new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', err.message || code, { cause: err });
+}
