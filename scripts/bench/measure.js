@@ -1,0 +1,135 @@
+// Measures one row: starts its proxy, checks it answers correctly, then per path (and repetition)
+// a wrk warm-up and a measured wrk run, with the proxy tree's CPU-seconds and RSS and the
+// origin's accepted-connection count around the measured window. Always stops the proxy.
+import { get } from './net.js';
+import { stop } from './procs.js';
+import { runWrk } from './wrk.js';
+import { cpuSnapshot, cpuSecondsBetween, startRssSampler } from './proc-stat.js';
+import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
+
+const MiB = 1024;
+
+/** The body a correct proxy returns for `p` (uppercased on the scripted rows). */
+function expectedBody(p, scripted) {
+  const b = p.endsWith('/64k') ? body64k() : Buffer.from(SMALL_BODY, 'latin1');
+  return scripted ? Buffer.from(b.toString('latin1').toUpperCase(), 'latin1') : b;
+}
+
+/** Throws with a one-line reason unless the proxy answers every path as it should. */
+export async function checkRow(row, port) {
+  for (const p of row.paths) {
+    const r = await get(port, p, { timeoutMs: 10_000 });
+    if (r.status !== 200) throw new Error(`GET ${p} answered ${r.status}: ${r.body.toString('latin1').slice(0, 120).trim()}`);
+    const want = expectedBody(p, row.scripted);
+    if (!r.body.equals(want)) {
+      throw new Error(`GET ${p}: body of ${r.body.length} bytes is not the expected ${want.length}${row.scripted ? ' (uppercased)' : ''} bytes: ${JSON.stringify(r.body.toString('latin1').slice(0, 40))}…`);
+    }
+    if (row.scripted) {
+      const xp = r.headers['x-proxy'];
+      if (!xp) throw new Error(`GET ${p}: no x-proxy response header`);
+      const blocked = await get(port, p, { headers: { 'x-block': '1' }, timeoutMs: 10_000 });
+      if (blocked.status !== 403) throw new Error(`GET ${p} with x-block answered ${blocked.status}, not 403`);
+    }
+  }
+}
+
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+/** One warm-up + one measured wrk run of one path. */
+async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort }) {
+  const rss = proxyPid ? startRssSampler(proxyPid, 200) : null;
+  try {
+    if (env.warmup !== '0s') await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.warmup });
+    const stBefore = await nginxStatus(originPort);
+    const pBefore = proxyPid ? cpuSnapshot(proxyPid) : null;
+    const oBefore = cpuSnapshot(originPid);
+    const w = await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.duration });
+    const pAfter = proxyPid ? cpuSnapshot(proxyPid) : null;
+    const oAfter = cpuSnapshot(originPid);
+    const stAfter = await nginxStatus(originPort);
+    const proxyCpu = proxyPid ? cpuSecondsBetween(pBefore, pAfter) : null;
+    const originCpu = cpuSecondsBetween(oBefore, oAfter);
+    const mem = rss?.stop();
+    const out = {
+      rps: w.rps,
+      requests: w.requests,
+      p50Ms: w.p50Ms,
+      p99Ms: w.p99Ms,
+      non2xx: w.non2xx,
+      socketErrors: w.socketErrors,
+      proxyCpuS: proxyCpu ? proxyCpu.cpuS : null,
+      originCpuS: originCpu.cpuS,
+      rpsPerCpu: proxyCpu && proxyCpu.cpuS > 0 ? w.requests / proxyCpu.cpuS : null,
+      cpuSPer10k: proxyCpu ? (proxyCpu.cpuS / w.requests) * 1e4 : null,
+      peakRssMiB: mem ? mem.peakSumKiB / MiB : null,
+      maxHwmMiB: mem ? mem.maxHwmKiB / MiB : null,
+      processes: mem ? mem.perProcess.map((p) => ({ pid: p.pid, comm: p.comm, hwmMiB: +(p.hwmKiB / MiB).toFixed(1) })) : [],
+      cpuPerProcess: proxyCpu ? proxyCpu.perProcess : [],
+      // the status call itself is one accepted connection
+      upstreamNewConns: stAfter.accepts - stBefore.accepts - 1,
+      upstreamRequests: stAfter.requests - stBefore.requests - 1,
+    };
+    return out;
+  } finally {
+    rss?.stop();
+  }
+}
+
+/** Median of every numeric field over repetitions (the object keeps the reps too). */
+function combine(reps) {
+  if (reps.length === 1) return { ...reps[0], reps };
+  const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'upstreamNewConns', 'upstreamRequests'];
+  const out = { ...reps[0], reps };
+  for (const k of keys) out[k] = reps[0][k] === null ? null : median(reps.map((r) => r[k]));
+  out.non2xx = reps.reduce((s, r) => s + (r.non2xx || 0), 0);
+  return out;
+}
+
+/**
+ * Runs one row end to end. Resolves {id, label, status: 'ok'|'failed', reason?, results: {path: …}}
+ * and never rejects: a proxy that fails to start or answer is reported as failed.
+ */
+export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
+  const res = { id: row.id, label: row.label, status: 'ok', results: {} };
+  let handle = null;
+  const t0 = Date.now();
+  try {
+    handle = await row.start({ nginxBin, originPort: origin.port });
+    const port = handle ? handle.port : origin.port;
+    await checkRow(row, port);
+    for (const p of row.paths) {
+      const reps = [];
+      for (let i = 0; i < env.repeat; i++) {
+        if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
+        try {
+          reps.push(await measureOnce({ env, wrkBin, url: `http://127.0.0.1:${port}${p}`, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port }));
+        } catch (e) {
+          reps.push({ error: e.message });
+        }
+      }
+      const ok = reps.filter((r) => !r.error);
+      res.results[p] = ok.length ? combine(ok) : { error: reps[0].error };
+      const r = res.results[p];
+      log(r.error ? `  ${p}: failed: ${r.error}` : `  ${p}: ${Math.round(r.rps)} req/s${r.rpsPerCpu ? `, ${Math.round(r.rpsPerCpu)} req/CPU-s` : ''}${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}`);
+    }
+    // still answering correctly after the load?
+    if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
+    await checkRow(row, port).catch((e) => {
+      res.afterLoad = `check after load failed: ${e.message}`;
+      log(`  ${res.afterLoad}`);
+    });
+  } catch (e) {
+    res.status = 'failed';
+    res.reason = String(e?.message ?? e).replace(/\s+/g, ' ').slice(0, 400);
+    log(`  failed: ${res.reason}`);
+  } finally {
+    if (handle) await stop(handle);
+    res.seconds = (Date.now() - t0) / 1000;
+  }
+  return res;
+}

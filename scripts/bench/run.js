@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// `npm run bench`: scriptgate side by side with nginx, nginx + Lua and Node proxies, on loopback,
+// measured with wrk; prints a table and the ratios, writes .bench-run/results.json.
+// See scripts/bench/README.md for the rows, the figures and the env vars.
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { installCleanupHandlers, stop, stopAll } from './procs.js';
+import { ensureDeps } from './deps.js';
+import { startNginx, nginxStatus, RUN_ROOT, REPO, referenceDir, SMALL_BODY, body64k } from './nginx.js';
+import { freePort, get } from './net.js';
+import { selectRows } from './rows.js';
+import { measureRow } from './measure.js';
+import { renderTable, computeRatios, renderRatios, renderWarnings } from './report.js';
+import { parseDurationMs } from './wrk.js';
+import { CLK_TCK } from './proc-stat.js';
+
+const log = (...a) => console.log(...a);
+
+function readEnv() {
+  const e = process.env;
+  const dur = (name, def) => {
+    const v = e[name] ?? def;
+    if (!(parseDurationMs(v) >= 0)) throw new Error(`${name}=${v}: expected a wrk duration like 8s, 500ms or 0s`);
+    return v;
+  };
+  const int = (name, def, min, max) => {
+    const v = e[name] === undefined || e[name] === '' ? def : Number(e[name]);
+    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name}=${e[name]}: expected an integer ${min}..${max}`);
+    return v;
+  };
+  return {
+    duration: dur('BENCH_DURATION', '8s'),
+    warmup: dur('BENCH_WARMUP', '2s'),
+    repeat: int('BENCH_REPEAT', 1, 1, 9),
+    threads: int('BENCH_THREADS', 2, 1, 64),
+    conns: int('BENCH_CONNECTIONS', 64, 1, 10_000),
+    only: e.BENCH_ONLY ?? '',
+    skip: e.BENCH_SKIP ?? '',
+  };
+}
+
+function gitRev() {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8', timeout: 3000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+async function main() {
+  installCleanupHandlers();
+  const env = readEnv();
+  const rows = selectRows(env.only, env.skip);
+  const { nginx: nginxBin, wrk: wrkBin } = ensureDeps(log);
+  const ref = referenceDir();
+  mkdirSync(RUN_ROOT, { recursive: true });
+
+  // upstream.conf's /small body must be the one the checks expect
+  const upstreamConf = readFileSync(path.join(ref, 'upstream.conf'), 'utf8');
+  if (!upstreamConf.includes(JSON.stringify(SMALL_BODY).slice(1, -1))) log('[bench] note: upstream.conf /small body differs from the one the checks expect; checks of /small will fail');
+
+  const perRow = 2 * (parseDurationMs(env.warmup) + parseDurationMs(env.duration)) * env.repeat / 1000 + 3;
+  log(`[bench] reference configs: ${ref}`);
+  log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((perRow * rows.length) / 60 * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
+
+  const origin = await startNginx({ nginxBin, name: 'origin', conf: 'upstream.conf', port: await freePort(), workers: 1, www: { '64k': body64k() } });
+  log(`[bench] origin: nginx pid ${origin.pid} on 127.0.0.1:${origin.port}`);
+  const o = await get(origin.port, '/small');
+  if (o.status !== 200) throw new Error(`origin /small answered ${o.status}`);
+  await nginxStatus(origin.port);
+
+  const results = [];
+  try {
+    for (const row of rows) {
+      log(`\n[bench] ${row.id}: ${row.label} (${row.paths.join(', ')})`);
+      results.push(await measureRow(row, { env, wrkBin, nginxBin, origin, log }));
+    }
+  } finally {
+    await stop(origin);
+  }
+
+  const ratios = computeRatios(results);
+  log('\nResults (req/CPU-s = requests per CPU-second of the proxy\'s processes: the figure that counts; ref = measured in shared/bench-reference):\n');
+  log(renderTable(results));
+  const warnings = renderWarnings(results);
+  if (warnings.length) log('\nWarnings:\n' + warnings.map((w) => '  - ' + w).join('\n'));
+  log('\nRatios (of requests per proxy CPU-second; the req/s ratio beside each):\n');
+  log(renderRatios(ratios));
+
+  const file = path.join(RUN_ROOT, 'results.json');
+  const json = {
+    date: new Date().toISOString(),
+    git: gitRev(),
+    node: process.version,
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    clkTck: CLK_TCK,
+    wrk: { threads: env.threads, connections: env.conns, duration: env.duration, warmup: env.warmup },
+    repeat: env.repeat,
+    referenceDir: ref,
+    rows: results,
+    ratios,
+    warnings,
+  };
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+  log(`\n[bench] wrote ${path.relative(process.cwd(), file) || file}`);
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch(async (e) => {
+    console.error(`[bench] error: ${e?.stack ?? e}`);
+    await stopAll().catch(() => {});
+    process.exit(1);
+  });
