@@ -7,7 +7,6 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     pool: 'forks',
     execArgv: ['--no-node-snapshot'],
-    poolOptions: { forks: { execArgv: ['--no-node-snapshot'] } },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     reporters: ['default'],
