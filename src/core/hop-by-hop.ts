@@ -7,10 +7,10 @@
 /** Always removed, both ways. `expect` is answered by the proxy itself (100-continue). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+function connectionTokens(value: string | string[] | undefined, into?: Set<string>): Set<string> | undefined {
+  if (value === undefined) return into;
   const joined = Array.isArray(value) ? value.join(',') : value;
-  const set = new Set<string>();
+  const set = into ?? new Set<string>();
   for (const t of joined.split(',')) {
     const token = t.trim().toLowerCase();
     if (token) set.add(token);
@@ -26,7 +26,8 @@ export function forwardRawHeaders(raw: string[], drop?: ReadonlySet<string>): st
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
-      named = connectionTokens(raw[i + 1]) ?? named;
+      // Several Connection headers: the tokens of all of them count (RFC 9110 §5.3).
+      named = connectionTokens(raw[i + 1], named);
     }
   }
   const out: string[] = [];
