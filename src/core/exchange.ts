@@ -272,7 +272,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (data.length === 0) return;
     }
     this.#bytesSent += data.length;
-    if (!this.#res.write(data)) {
+    const res = this.#res;
+    // Chunks and the end that undici parses from one socket read arrive in the same tick: cork so
+    // they leave in one writev (head + body + chunked terminator) instead of one syscall each.
+    if (!res.writableCorked) {
+      res.cork();
+      process.nextTick(uncork, res);
+    }
+    if (!res.write(data)) {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
     }
@@ -414,6 +421,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#gen.release();
   }
+}
+
+function uncork(res: ServerResponse): void {
+  res.uncork();
 }
 
 function dropContentLength(headers: string[]): string[] {
