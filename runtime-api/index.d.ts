@@ -1,0 +1,307 @@
+/**
+ * scriptgate runtime-api: everything a phase script can see.
+ *
+ * A phase script is one file whose default export is a handler; a route names it with its
+ * `*_by_script` key (OpenResty's `access_by_lua_file`):
+ *
+ * ```ts
+ * import type { AccessContext } from "scriptgate/runtime-api";
+ * export default function access(ctx: AccessContext) {
+ *   const auth = ctx.request.headers.get("authorization");
+ *   if (!auth) return ctx.exit(401, { body: "missing token\n" });
+ *   ctx.vars.user = auth.slice(7);
+ * }
+ * ```
+ *
+ * Each phase gets its own context type that offers only what the phase may do; the sandbox
+ * enforces the same rule at run time and fails the request with `PRX_ERR_PHASE_FORBIDDEN` when a
+ * script calls anything else. Handlers are synchronous. Scripts run in an isolate without Node
+ * APIs: there is no `require`, `process`, filesystem, sockets, timers or `fetch`.
+ *
+ * All objects here are created by scriptgate and declared as interfaces: scripts cannot construct
+ * them.
+ *
+ * @module
+ */
+
+/**
+ * Per-request state shared by the phases of one request (OpenResty's `ngx.ctx`). Starts empty for
+ * every request and is freed after `log` (also when the client aborted). Type your own fields by
+ * declaration merging:
+ *
+ * ```ts
+ * declare module "scriptgate/runtime-api" {
+ *   interface Vars { user: string }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface Vars {
+  [key: string]: unknown;
+}
+
+/** The name of a phase, as spelled in the config (`<phase>_by_script`), logs and metrics. */
+export type Phase = 'rewrite' | 'access' | 'header_filter' | 'body_filter' | 'log';
+
+/** Read-only header access (Fetch `Headers` semantics). Names are case-insensitive and reported lower-case. */
+export interface ReadonlyHeaders extends Iterable<[string, string]> {
+  /** The value, repeated headers joined with ", "; `null` when absent. */
+  get(name: string): string | null;
+  /** Every value of a repeated header (e.g. `set-cookie`), in order. */
+  getAll(name: string): string[];
+  has(name: string): boolean;
+  /** `[name, value]` pairs in wire order; a repeated header appears once per value. */
+  entries(): IterableIterator<[string, string]>;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<string>;
+  forEach(callback: (value: string, name: string, headers: this) => void): void;
+}
+
+/** Mutable headers. Names must be HTTP tokens; values may not contain CR, LF or other control characters. */
+export interface Headers extends ReadonlyHeaders {
+  /** Replaces every value of `name`. */
+  set(name: string, value: string | number): void;
+  /** Adds a value, keeping existing ones. */
+  append(name: string, value: string | number): void;
+  delete(name: string): void;
+}
+
+/** The downstream request as the later phases see it: changes made in rewrite/access are visible here. */
+export interface ReadonlyRequest {
+  /** Upper-case method, e.g. `GET`. */
+  readonly method: string;
+  /** Normalised path, without the query. */
+  readonly path: string;
+  /** Query string without the leading `?`; `''` when there is none. */
+  readonly query: string;
+  /** `path` plus `?query` when there is a query. */
+  readonly url: string;
+  /** Request headers (hop-by-hop headers already removed). */
+  readonly headers: ReadonlyHeaders;
+  /** `'1.0'`, `'1.1'` or `'2.0'`. */
+  readonly httpVersion: string;
+  readonly scheme: 'http' | 'https';
+  readonly clientIp: string;
+  readonly clientPort: number;
+}
+
+/** The request in rewrite and access: every change goes upstream. */
+export interface Request extends ReadonlyRequest {
+  /** Method sent upstream. */
+  method: string;
+  /** Path sent upstream; must start with `/` (no spaces, `?` or `#`). */
+  path: string;
+  /** Query sent upstream, without `?` (a leading `?` is dropped). */
+  query: string;
+  /** Headers sent upstream. Setting `host` sets the Host header sent upstream. */
+  readonly headers: Headers;
+}
+
+/** The response head as the client will get it. */
+export interface ReadonlyResponse {
+  readonly status: number;
+  readonly headers: ReadonlyHeaders;
+}
+
+/** The response head in header_filter: status and headers may change. */
+export interface Response extends ReadonlyResponse {
+  /** Status sent to the client (100–599). */
+  status: number;
+  readonly headers: Headers;
+}
+
+/** A value in a shared dictionary. */
+export type SharedValue = string | number | boolean;
+
+/**
+ * An ngx.shared-style dictionary, scoped to the tenant and shared by all its routes and requests.
+ * Keys expire after an optional TTL in seconds (0 or omitted: never).
+ *
+ * For now the dictionary lives inside the tenant's isolate: it is per process (per worker), and it
+ * starts empty after a reload or after the isolate was recreated (memory exhaustion).
+ */
+export interface SharedDict {
+  /** The value, or `undefined` when absent or expired. */
+  get(key: string): SharedValue | undefined;
+  /** Stores a value (`undefined` deletes the key). */
+  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): void;
+  /** Stores only when the key is absent; returns whether it stored. */
+  add(key: string, value: SharedValue, ttlSeconds?: number): boolean;
+  /**
+   * Adds `by` to a number and returns the new value. When the key is absent, stores `init + by`
+   * (with `ttlSeconds`) if `init` is given, else returns `undefined`. Throws when the value is not a number.
+   */
+  incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined;
+  delete(key: string): void;
+  /** Number of live (unexpired) keys. */
+  size(): number;
+}
+
+/** Structured fields of a log line (JSON-serialisable). */
+export type LogFields = Record<string, unknown>;
+
+/**
+ * Writes into the proxy's log (pino), tagged with tenant, route and request id. Lines are
+ * collected during the phase and written right after it returns; at most 100 per phase call.
+ */
+export interface ScriptLogger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+}
+
+/** What every phase offers. */
+export interface BaseContext {
+  /** The running phase. */
+  readonly phase: Phase;
+  /** Per-request state, visible to later phases of the same request; freed after log. */
+  readonly vars: Vars;
+  /** Log into the proxy's log with tenant, route and request id. */
+  readonly log: ScriptLogger;
+  /** The request id (also sent upstream as `x-request-id`). */
+  readonly requestId: string;
+  /** Name of the matched route (`#<index>` when it has none). */
+  readonly route: string;
+  /** Name of the tenant running this script. */
+  readonly tenant: string;
+  /** The tenant's shared dictionary `name`, created on first use. */
+  shared(name: string): SharedDict;
+}
+
+/** Options of `ctx.exit()`. */
+export interface ExitOptions {
+  /** Response headers; an array value sends the header once per element. */
+  headers?: Record<string, string | number | readonly string[]>;
+  /** Response body; default empty. */
+  body?: string | Uint8Array;
+}
+
+/** What rewrite and access share: the request is mutable and the request may end here. */
+export interface RequestPhaseContext extends BaseContext {
+  /** The request; method, path, query and headers may change and go upstream. */
+  readonly request: Request;
+  /**
+   * Name of the upstream the request goes to: the route's, unless a script chose another. Setting
+   * it to a name not configured under `upstreams` throws.
+   */
+  upstream: string;
+  /**
+   * Ends the request: the client gets this response, the upstream is not contacted, and no later
+   * request phase runs (access does not run after an exit in rewrite); log still runs. `status` must be 100–599. Call it at most once;
+   * `return ctx.exit(…)` stops your own handler too.
+   */
+  exit(status: number, options?: ExitOptions): void;
+  /**
+   * Ends the request with a redirect to `url` (no CR/LF). `status` is 301, 302, 303, 307 or 308;
+   * default 302.
+   */
+  redirect(url: string, status?: 301 | 302 | 303 | 307 | 308): void;
+}
+
+/**
+ * rewrite: runs after routing, before access and before an upstream is picked.
+ * Default (no script): the request goes on unchanged.
+ * May change method, path, query, headers and the upstream, or end the request with `exit()` /
+ * `redirect()`. Cannot see a response (there is none yet).
+ */
+export interface RewriteContext extends RequestPhaseContext {
+  readonly phase: 'rewrite';
+}
+
+/**
+ * access: runs after rewrite (unless rewrite ended the request), before the upstream request.
+ * Default (no script): every request is allowed.
+ * Meant for authentication and authorization: may change the request like rewrite and end it
+ * with `exit()` (e.g. 401/403) or `redirect()`.
+ */
+export interface AccessContext extends RequestPhaseContext {
+  readonly phase: 'access';
+}
+
+/**
+ * header_filter: runs when the upstream's response head has arrived, before anything is sent to
+ * the client.
+ * Default (no script): the head is sent as received.
+ * May change the response status and headers. The request is read-only. Cannot end the request.
+ */
+export interface HeaderFilterContext extends BaseContext {
+  readonly phase: 'header_filter';
+  /** The request as rewrite/access left it (read-only). */
+  readonly request: ReadonlyRequest;
+  /** The upstream's response head; status and headers may change. */
+  readonly response: Response;
+  /** The upstream the request went to (read-only). */
+  readonly upstream: string;
+}
+
+/**
+ * body_filter: runs for each chunk of the response body, streaming, and once more at the end
+ * with `eof = true` (often with an empty chunk).
+ * Default (no script, or a handler returning nothing): the chunk is sent unchanged.
+ * Request and response are read-only. When a script changes the body, Content-Length is dropped
+ * and the response goes chunked. Runs for every chunk: per-byte work here is what costs.
+ */
+export interface BodyFilterContext extends BaseContext {
+  readonly phase: 'body_filter';
+  readonly request: ReadonlyRequest;
+  /** The response head as sent to the client (read-only). */
+  readonly response: ReadonlyResponse;
+  readonly upstream: string;
+}
+
+/** Milliseconds; upstream ones are -1 when no upstream request was made. */
+export interface Timings {
+  /** From the request's arrival to the end of the response. */
+  readonly total: number;
+  readonly upstreamConnect: number;
+  readonly upstreamHeader: number;
+  readonly upstreamBody: number;
+}
+
+/**
+ * log: runs after the response is finished, or after the client went away; never delays the
+ * response (it may run a little later, batched). Default (no script): nothing beyond the access log.
+ * Everything is read-only: request, response as sent, timings, byte counts and `ctx.vars`.
+ */
+export interface LogContext extends BaseContext {
+  readonly phase: 'log';
+  readonly request: ReadonlyRequest;
+  /** The response as sent to the client. */
+  readonly response: ReadonlyResponse;
+  readonly upstream: string;
+  readonly timings: Timings;
+  /** Response body bytes written to the client. */
+  readonly bytesSent: number;
+  /** Request body bytes read from the client. */
+  readonly bytesReceived: number;
+  /** `host:port` of the upstream target that answered; `''` when none. */
+  readonly upstreamAddress: string;
+  /** Error code when the request failed (e.g. `PRX_ERR_CLIENT_ABORTED`), `''` otherwise. */
+  readonly error: string;
+}
+
+/** Default export of a `rewrite_by_script` file. */
+export type RewriteHandler = (ctx: RewriteContext) => void;
+/** Default export of an `access_by_script` file. */
+export type AccessHandler = (ctx: AccessContext) => void;
+/** Default export of a `header_filter_by_script` file. */
+export type HeaderFilterHandler = (ctx: HeaderFilterContext) => void;
+/**
+ * Default export of a `body_filter_by_script` file. `chunk` is text decoded as UTF-8 (a character
+ * split across network chunks arrives whole in the next call). Return the chunk to send (string,
+ * sent as UTF-8, or bytes), or nothing to send the original bytes unchanged. The result may be at
+ * most 4 × the chunk's length + 64 KiB.
+ */
+export type BodyFilterHandler = (ctx: BodyFilterContext, chunk: string, eof: boolean) => string | Uint8Array | void;
+/** Default export of a `log_by_script` file. */
+export type LogHandler = (ctx: LogContext) => void;
+
+/** Context type of a phase. */
+export interface PhaseContexts {
+  rewrite: RewriteContext;
+  access: AccessContext;
+  header_filter: HeaderFilterContext;
+  body_filter: BodyFilterContext;
+  log: LogContext;
+}

@@ -1,0 +1,227 @@
+/**
+ * Runs inside the isolate: the `ctx` object a phase script receives (one per request, shared by its
+ * phases, created on first use) and the `ctx.request` / `ctx.response` views. Every member checks
+ * the running phase, mirroring the per-phase types of runtime-api: e.g. `ctx.exit()` only in
+ * rewrite/access, `ctx.response` only from header_filter on, setters of the request only in
+ * rewrite/access. Internals live in private fields, out of a script's reach.
+ */
+import * as check from './validate.ts';
+import { HeaderList } from './header-list.ts';
+import { PHASE_NAMES } from '../wire.ts';
+import { allow, currentPhase, ANY_PHASE, HEADER_FILTER, LOG, REQUEST_PHASES, RESPONSE_PHASES } from './phase-guard.ts';
+import { scriptLog } from './log-buffer.ts';
+import { sharedDict, type SharedStore } from './shared-dict.ts';
+import {
+  CHANGED_METHOD,
+  CHANGED_PATH,
+  CHANGED_QUERY,
+  CHANGED_UPSTREAM,
+  ResponseHeadState,
+  type RequestState,
+} from './request-state.ts';
+
+/** Tenant-wide facts the ctx needs: its name and the upstreams a script may choose. */
+export interface TenantFacts {
+  name: string;
+  upstreams: ReadonlySet<string>;
+}
+
+class RequestView {
+  #s: RequestState;
+  constructor(s: RequestState) {
+    this.#s = s;
+  }
+  get method(): string {
+    return this.#s.method;
+  }
+  set method(v: string) {
+    allow(REQUEST_PHASES, 'setting ctx.request.method');
+    this.#s.method = check.method(v);
+    this.#s.changed |= CHANGED_METHOD;
+  }
+  get path(): string {
+    return this.#s.path;
+  }
+  set path(v: string) {
+    allow(REQUEST_PHASES, 'setting ctx.request.path');
+    this.#s.path = check.path(v);
+    this.#s.changed |= CHANGED_PATH;
+  }
+  get query(): string {
+    return this.#s.query;
+  }
+  set query(v: string) {
+    allow(REQUEST_PHASES, 'setting ctx.request.query');
+    this.#s.query = check.query(v);
+    this.#s.changed |= CHANGED_QUERY;
+  }
+  /** path plus `?query` when there is one. */
+  get url(): string {
+    const s = this.#s;
+    return s.query ? `${s.path}?${s.query}` : s.path;
+  }
+  get headers(): HeaderList {
+    return this.#s.headers;
+  }
+  get httpVersion(): string {
+    return this.#s.httpVersion;
+  }
+  get scheme(): string {
+    return this.#s.scheme;
+  }
+  get clientIp(): string {
+    return this.#s.clientIp;
+  }
+  get clientPort(): number {
+    return this.#s.clientPort;
+  }
+}
+
+class ResponseView {
+  #r: ResponseHeadState;
+  constructor(r: ResponseHeadState) {
+    this.#r = r;
+  }
+  get status(): number {
+    return this.#r.status;
+  }
+  set status(v: number) {
+    allow(HEADER_FILTER, 'setting ctx.response.status');
+    this.#r.status = check.exitStatus(v);
+    this.#r.statusChanged = true;
+  }
+  get headers(): HeaderList {
+    return this.#r.headers;
+  }
+}
+
+const EMPTY_RESPONSE = new ResponseHeadState(0, [], (what) => allow(0, `ctx.response.${what}`));
+
+function exitHeaders(h: unknown): string[] {
+  const out: string[] = [];
+  if (h === undefined || h === null) return out;
+  if (typeof h !== 'object') throw new TypeError('exit headers must be an object of name: value');
+  for (const [k, v] of Object.entries(h as Record<string, unknown>)) {
+    const name = check.headerName(k);
+    if (Array.isArray(v)) for (const x of v) out.push(name, check.headerValue(name, x));
+    else out.push(name, check.headerValue(name, v));
+  }
+  return out;
+}
+
+function latin1(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
+  return s;
+}
+
+/** The bytes of a body given as string or Uint8Array, for the wire. */
+export function bodyToWire(body: unknown, what: string): { data: string; binary: boolean } {
+  if (body === undefined || body === null) return { data: '', binary: false };
+  if (typeof body === 'string') return { data: body, binary: false };
+  if (body instanceof Uint8Array) return { data: latin1(body), binary: true };
+  throw new TypeError(`${what}: body must be a string or Uint8Array, got ${typeof body}`);
+}
+
+export class Ctx {
+  #s: RequestState;
+  #t: TenantFacts;
+  #request: RequestView | null = null;
+  #response: ResponseView | null = null;
+  #responseOf: ResponseHeadState | null = null;
+
+  constructor(s: RequestState, t: TenantFacts) {
+    this.#s = s;
+    this.#t = t;
+  }
+
+  get phase(): string {
+    return PHASE_NAMES[currentPhase()] ?? 'none';
+  }
+  get vars(): Record<string, unknown> {
+    return this.#s.vars;
+  }
+  get log(): typeof scriptLog {
+    return scriptLog;
+  }
+  get requestId(): string {
+    return this.#s.requestId;
+  }
+  get route(): string {
+    return this.#s.route.name;
+  }
+  get tenant(): string {
+    return this.#t.name;
+  }
+  shared(name: string): SharedStore {
+    allow(ANY_PHASE, 'ctx.shared()');
+    return sharedDict(name);
+  }
+
+  get request(): RequestView {
+    allow(ANY_PHASE, 'ctx.request');
+    return (this.#request ??= new RequestView(this.#s));
+  }
+
+  get upstream(): string {
+    allow(ANY_PHASE, 'ctx.upstream');
+    return this.#s.upstream;
+  }
+  set upstream(name: string) {
+    allow(REQUEST_PHASES, 'setting ctx.upstream');
+    if (typeof name !== 'string' || !this.#t.upstreams.has(name)) {
+      throw new TypeError(`unknown upstream ${JSON.stringify(name)} (configured: ${[...this.#t.upstreams].join(', ') || 'none'})`);
+    }
+    this.#s.upstream = name;
+    this.#s.changed |= CHANGED_UPSTREAM;
+  }
+
+  exit(status: number, opts?: { headers?: Record<string, string | number | readonly string[]>; body?: string | Uint8Array }): void {
+    allow(REQUEST_PHASES, 'ctx.exit()');
+    const s = this.#s;
+    if (s.exit) throw new Error('ctx.exit()/ctx.redirect() was already called for this request');
+    const st = check.exitStatus(status);
+    const headers = exitHeaders(opts?.headers);
+    const body = bodyToWire(opts?.body, 'ctx.exit()');
+    s.exit = { status: st, headers, body: body.data, binary: body.binary };
+  }
+
+  redirect(url: string, status: number = 302): void {
+    allow(REQUEST_PHASES, 'ctx.redirect()');
+    const s = this.#s;
+    if (s.exit) throw new Error('ctx.exit()/ctx.redirect() was already called for this request');
+    const st = check.redirectStatus(status);
+    s.exit = { status: st, headers: ['location', check.redirectUrl(url)], body: '', binary: false };
+  }
+
+  get response(): ResponseView {
+    allow(RESPONSE_PHASES, 'ctx.response');
+    const r = this.#s.response ?? EMPTY_RESPONSE;
+    if (this.#responseOf !== r) {
+      this.#responseOf = r;
+      this.#response = new ResponseView(r);
+    }
+    return this.#response!;
+  }
+
+  get timings(): { total: number; upstreamConnect: number; upstreamHeader: number; upstreamBody: number } {
+    allow(LOG, 'ctx.timings');
+    return this.#s.summary!.timings;
+  }
+  get bytesSent(): number {
+    allow(LOG, 'ctx.bytesSent');
+    return this.#s.summary!.bytesSent;
+  }
+  get bytesReceived(): number {
+    allow(LOG, 'ctx.bytesReceived');
+    return this.#s.summary!.bytesReceived;
+  }
+  get upstreamAddress(): string {
+    allow(LOG, 'ctx.upstreamAddress');
+    return this.#s.summary!.upstreamAddress;
+  }
+  get error(): string {
+    allow(LOG, 'ctx.error');
+    return this.#s.summary!.error;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Runs inside the isolate: collects `ctx.log.*` calls of the running crossing so they go back to the
+ * host in that crossing's result (no host callback per log call). Default: at most
+ * `logEntriesPerCall` entries (one extra entry says how many were dropped); messages and fields are
+ * truncated to their caps; fields that do not serialise become an `unserializable` note.
+ * `takeLogs()` returns the entries and starts a new buffer.
+ */
+import { WIRE_LIMITS, type WireLog } from '../wire.ts';
+import { currentPhase } from './phase-guard.ts';
+
+let entries: WireLog[] = [];
+let dropped = 0;
+
+function push(level: number, msg: unknown, fields: unknown): void {
+  if (currentPhase() < 0) return;
+  if (entries.length >= WIRE_LIMITS.logEntriesPerCall) {
+    dropped++;
+    return;
+  }
+  let m = typeof msg === 'string' ? msg : String(msg);
+  if (m.length > WIRE_LIMITS.logMessage) m = `${m.slice(0, WIRE_LIMITS.logMessage)}…`;
+  let f = '';
+  if (fields !== undefined && fields !== null) {
+    try {
+      f = typeof fields === 'object' ? (JSON.stringify(fields) ?? '') : '';
+    } catch {
+      f = '{"unserializable":true}';
+    }
+    if (f.length > WIRE_LIMITS.logFields || f[0] !== '{') f = f.length ? '{"truncated":true}' : '';
+  }
+  entries.push([level, m, f]);
+}
+
+/** The `ctx.log` object (one for all requests; entries belong to the running crossing). */
+export const scriptLog = Object.freeze({
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    push(0, msg, fields);
+  },
+  info(msg: string, fields?: Record<string, unknown>): void {
+    push(1, msg, fields);
+  },
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    push(2, msg, fields);
+  },
+  error(msg: string, fields?: Record<string, unknown>): void {
+    push(3, msg, fields);
+  },
+});
+
+export function takeLogs(): WireLog[] | undefined {
+  if (entries.length === 0) return undefined;
+  const out = entries;
+  if (dropped) out.push([2, `${dropped} ctx.log calls dropped (limit ${WIRE_LIMITS.logEntriesPerCall} per phase call)`, '']);
+  entries = [];
+  dropped = 0;
+  return out;
+}
+
+export function clearLogs(): void {
+  entries = [];
+  dropped = 0;
+}

@@ -1,0 +1,225 @@
+/**
+ * The trusted bootstrap: runs first in every tenant context, before the tenant's bundle, and
+ * implements runtime-api on top of the wire format in ../wire.ts. It leaves one global, `__sgBoot`,
+ * holding the entry points; the host takes References to them and deletes the global before any
+ * tenant code runs, so scripts can reach none of them.
+ *
+ * Every entry point takes and returns primitives only. Results are JSON (or tagged strings for
+ * body chunks) built and size-checked here, inside the host's timed call, so a hostile value
+ * (infinite getter, 100 MB string) costs the tenant its timeout or memory, never the host.
+ */
+import { PHASE_ID, WIRE_LIMITS, type WireBodyEnvelope, type WireError, type WireFlushOutcome, type WireHeadResult, type WireLogRecord, type WireRequestResult, type WireRoute } from '../wire.ts';
+import { Ctx, bodyToWire, type TenantFacts } from './context.ts';
+import { describeError } from './errors.ts';
+import { headerListDirty, headerListRaw } from './header-list.ts';
+import { clearLogs, takeLogs } from './log-buffer.ts';
+import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
+import {
+  CHANGED_METHOD,
+  CHANGED_PATH,
+  CHANGED_QUERY,
+  CHANGED_UPSTREAM,
+  RequestState,
+  responseFromRecord,
+  type InstalledRoute,
+} from './request-state.ts';
+
+type PhaseFn = (...args: unknown[]) => unknown;
+
+const states = new Map<number, RequestState>();
+let routes: Array<InstalledRoute | null> = [];
+const tenant: TenantFacts = { name: '', upstreams: new Set() };
+const jsonStringify = JSON.stringify;
+
+/** The one final guard: whatever happened before, only a bounded primitive string leaves. */
+function bounded(out: unknown, limit: number, phase: number): string {
+  if (typeof out === 'string' && out.length <= limit) return out;
+  const e: WireError = { k: 'R', p: phase, m: `result of ${limit} characters exceeded (or not a string)`, st: '' };
+  return jsonStringify({ e });
+}
+
+function state(sid: number, init: string): RequestState {
+  let s = states.get(sid);
+  if (!s) {
+    if (!init) throw new Error(`bootstrap: no state for request ${sid}`);
+    s = new RequestState(sid, init, routes);
+    states.set(sid, s);
+  }
+  return s;
+}
+
+function ctxOf(s: RequestState): Ctx {
+  return (s.ctx ??= new Ctx(s, tenant)) as Ctx;
+}
+
+/** Calls one phase script with the phase guard set; rejects a Promise result (scripts are synchronous). */
+function runPhase(s: RequestState, phase: number, a?: unknown, b?: unknown): unknown {
+  const fn = s.route.fns[phase] as PhaseFn;
+  setPhase(phase);
+  const ret = phase === PHASE_ID.body_filter ? fn(ctxOf(s), a, b) : fn(ctxOf(s));
+  if (ret !== undefined && ret !== null && typeof (ret as { then?: unknown }).then === 'function') {
+    throw new ScriptResultError(`${s.route.keys[phase]} returned a Promise: phase scripts must be synchronous (no async/await)`);
+  }
+  return ret;
+}
+
+function install(routesJson: string, upstreamsJson: string, tenantName: string): string {
+  const table = (globalThis as unknown as { __sgTenant?: { scripts?: Record<string, unknown> } }).__sgTenant;
+  const scripts = table?.scripts ?? {};
+  const problems: Array<[string, string]> = [];
+  const wire = JSON.parse(routesJson) as Array<WireRoute | null>;
+  routes = wire.map((r) => {
+    if (!r) return null;
+    const fns = r.s.map((key) => {
+      if (key === null) return null;
+      const fn = scripts[key];
+      if (typeof fn !== 'function') {
+        problems.push([key, `a phase script must \`export default\` a function (found ${fn === undefined ? 'no default export' : typeof fn})`]);
+        return null;
+      }
+      return fn as PhaseFn;
+    });
+    return { name: r.n, fns, keys: r.s, upstream: r.u };
+  });
+  tenant.name = tenantName;
+  tenant.upstreams = new Set(JSON.parse(upstreamsJson) as string[]);
+  return problems.length ? jsonStringify(problems) : '';
+}
+
+function req(sid: number, init: string): string {
+  let phase: number = PHASE_ID.rewrite;
+  let out: WireRequestResult = {};
+  try {
+    const s = state(sid, init);
+    const fns = s.route.fns;
+    if (fns[PHASE_ID.rewrite]) runPhase(s, PHASE_ID.rewrite);
+    if (!s.exit && fns[PHASE_ID.access]) {
+      phase = PHASE_ID.access;
+      runPhase(s, PHASE_ID.access);
+    }
+    if (s.exit) {
+      out = { x: s.exit.status, xh: s.exit.headers, xb: s.exit.body };
+      if (s.exit.binary) out.xbin = 1;
+    } else {
+      const c = s.changed;
+      if (c & CHANGED_METHOD) out.m = s.method;
+      if (c & CHANGED_PATH) out.p = s.path;
+      if (c & CHANGED_QUERY) out.q = s.query;
+      if (c & CHANGED_UPSTREAM) out.u = s.upstream;
+      if (headerListDirty(s.headers)) out.h = headerListRaw(s.headers);
+    }
+  } catch (e) {
+    out = { e: describeError(e, phase) };
+  }
+  setPhase(-1);
+  const l = takeLogs();
+  if (l) out.l = l;
+  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.requestResult, phase);
+  return '';
+}
+
+function res(sid: number, init: string, record: string): string {
+  let out: WireHeadResult = {};
+  try {
+    const s = state(sid, init);
+    const r = (s.response = responseFromRecord(record, false));
+    runPhase(s, PHASE_ID.header_filter);
+    if (r.statusChanged) out.s = r.status;
+    if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers);
+  } catch (e) {
+    out = { e: describeError(e, PHASE_ID.header_filter) };
+  }
+  setPhase(-1);
+  const l = takeLogs();
+  if (l) out.l = l;
+  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.header_filter);
+  return '';
+}
+
+function body(sid: number, init: string, record: string, chunk: string, eof: boolean): string | null {
+  const limit = chunk.length * WIRE_LIMITS.bodyFactor + WIRE_LIMITS.bodySlack;
+  let tag: 't' | 'b' | null = null;
+  let data = '';
+  let err: WireError | undefined;
+  try {
+    const s = state(sid, init);
+    if (record) s.response = responseFromRecord(record, true);
+    const ret = runPhase(s, PHASE_ID.body_filter, chunk, eof);
+    if (ret !== undefined && ret !== null) {
+      if (typeof ret !== 'string' && !(ret instanceof Uint8Array)) {
+        throw new ScriptResultError(`${s.route.keys[PHASE_ID.body_filter]} returned ${typeof ret}: body_filter returns a string, a Uint8Array or nothing`);
+      }
+      if (ret.length > limit) {
+        throw new ScriptResultError(`${s.route.keys[PHASE_ID.body_filter]} returned ${ret.length} characters/bytes for a ${chunk.length}-character chunk (limit ${WIRE_LIMITS.bodyFactor}× + ${WIRE_LIMITS.bodySlack})`);
+      }
+      const wire = bodyToWire(ret, 'body_filter');
+      tag = wire.binary ? 'b' : 't';
+      data = wire.data;
+    }
+  } catch (e) {
+    err = describeError(e, PHASE_ID.body_filter);
+  }
+  setPhase(-1);
+  const l = takeLogs();
+  if (!l && !err) {
+    if (tag === null) return null;
+    return bounded(tag + data, limit + 1, PHASE_ID.body_filter);
+  }
+  const env: WireBodyEnvelope = { r: err ? null : tag, d: err ? '' : data };
+  if (l) env.l = l;
+  if (err) env.e = err;
+  return bounded(`j${jsonStringify(env)}`, limit + WIRE_LIMITS.headResult, PHASE_ID.body_filter);
+}
+
+function flush(batchJson: string): string {
+  const batch = JSON.parse(batchJson) as WireLogRecord[];
+  const outcomes: WireFlushOutcome[] = [];
+  for (const rec of batch) {
+    const sid = rec[0];
+    if (rec.length === 1) {
+      states.delete(sid);
+      continue;
+    }
+    let err: WireError | 0 = 0;
+    try {
+      const s = state(sid, rec[1]);
+      s.response = responseFromRecord(`${rec[2]}${rec[11] ? `\n${rec[11]}` : ''}`, true);
+      s.summary = {
+        status: rec[2],
+        bytesSent: rec[3],
+        bytesReceived: rec[4],
+        timings: Object.freeze({ total: rec[5], upstreamConnect: rec[6], upstreamHeader: rec[7], upstreamBody: rec[8] }),
+        upstreamAddress: rec[9],
+        error: rec[10],
+      };
+      if (s.route.fns[PHASE_ID.log]) runPhase(s, PHASE_ID.log);
+    } catch (e) {
+      err = describeError(e, PHASE_ID.log);
+    }
+    setPhase(-1);
+    states.delete(sid);
+    const l = takeLogs();
+    if (l || err) outcomes.push([sid, l ?? [], err]);
+  }
+  if (outcomes.length === 0) return '';
+  return bounded(jsonStringify(outcomes), WIRE_LIMITS.flushResult, PHASE_ID.log);
+}
+
+function free(sids: string): string {
+  for (const sid of sids.split(',')) states.delete(Number(sid));
+  return '';
+}
+
+/** Phase running when a call was cut off (timeout), -1 when none; resets the guard. */
+function where(): number {
+  const p = currentPhase();
+  setPhase(-1);
+  clearLogs();
+  return p;
+}
+
+function live(): number {
+  return states.size;
+}
+
+(globalThis as unknown as { __sgBoot: unknown }).__sgBoot = { install, req, res, body, flush, free, where, live };

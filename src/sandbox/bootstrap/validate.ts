@@ -1,0 +1,61 @@
+/**
+ * Runs inside the isolate, when a script changes something that goes on the wire (method, path,
+ * query, header, status, redirect URL). Default: nothing is coerced silently except numbers and
+ * strings to string. Throws a TypeError/RangeError naming the bad value, so the error points at the
+ * script's own line; returns the accepted value.
+ */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const NO_CTL = /^[^\x00-\x1f\x7f]*$/;
+const PATH = /^\/[^\x00-\x20\x7f#?]*$/;
+const QUERY = /^[^\x00-\x20\x7f#]*$/;
+const REDIRECT_STATUS = [301, 302, 303, 307, 308];
+
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v) : String(v);
+  return s;
+}
+
+export function headerName(name: unknown): string {
+  const n = typeof name === 'string' ? name.toLowerCase() : '';
+  if (!TOKEN.test(n)) throw new TypeError(`invalid header name ${show(name)}`);
+  return n;
+}
+
+export function headerValue(name: string, value: unknown): string {
+  if (typeof value !== 'string' && typeof value !== 'number') throw new TypeError(`header ${name}: value must be a string, got ${typeof value}`);
+  const v = String(value);
+  if (!NO_CTL.test(v.replace(/\t/g, ' '))) throw new TypeError(`header ${name}: value contains CR, LF or another control character`);
+  return v;
+}
+
+export function method(v: unknown): string {
+  if (typeof v !== 'string' || !TOKEN.test(v)) throw new TypeError(`invalid method ${show(v)}`);
+  return v.toUpperCase();
+}
+
+export function path(v: unknown): string {
+  if (typeof v !== 'string' || !PATH.test(v)) throw new TypeError(`invalid path ${show(v)}: must start with / and contain no spaces, control characters, ? or #`);
+  return v;
+}
+
+export function query(v: unknown): string {
+  let q = typeof v === 'string' ? v : '';
+  if (q.startsWith('?')) q = q.slice(1);
+  if (typeof v !== 'string' || !QUERY.test(q)) throw new TypeError(`invalid query ${show(v)}: no spaces, control characters or #`);
+  return q;
+}
+
+export function exitStatus(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 100 || v > 599) throw new RangeError(`invalid status ${show(v)}: expected an integer from 100 to 599`);
+  return v;
+}
+
+export function redirectStatus(v: unknown): number {
+  if (typeof v !== 'number' || !REDIRECT_STATUS.includes(v)) throw new RangeError(`invalid redirect status ${show(v)}: expected 301, 302, 303, 307 or 308`);
+  return v;
+}
+
+export function redirectUrl(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || !NO_CTL.test(v)) throw new TypeError(`invalid redirect URL ${show(v)}: a non-empty string without CR, LF or control characters`);
+  return v;
+}

@@ -1,0 +1,247 @@
+/**
+ * One tenant's isolate: created at generation build (async, off the event loop as far as
+ * isolated-vm allows), called synchronously per phase with `timeout = cpu_ms`, recreated lazily
+ * (synchronously, ~2–3 ms) on the next call after memory exhaustion disposed it, disposed with its
+ * generation. Holds cached References to the bootstrap's entry points (never looked up per call)
+ * and accounts the tenant's CPU time from `iso.cpuTime` deltas.
+ *
+ * `call()` returns the entry point's primitive result or throws a ProxyError:
+ * PRX_ERR_SCRIPT_TIMEOUT (isolate kept), PRX_ERR_SCRIPT_MEMORY (isolate dropped; `epoch` moves on,
+ * so sessions whose state lived in the old isolate know it is gone).
+ *
+ * @example
+ *   const sb = await TenantSandbox.create({ bundle, memoryMb: 64, cpuMs: 50, routes, upstreams, logger });
+ *   const json = sb.call('req', [sid, init], keys, [0, 1]);
+ */
+import ivm from 'isolated-vm';
+import type { Logger } from 'pino';
+import { ProxyError } from '../errors.ts';
+import { TENANT_FILENAME, type TenantBundle } from '../compile/compile-tenant.ts';
+import { SourceMapper } from '../compile/source-mapper.ts';
+import { BOOTSTRAP_FILENAME, bootstrapSource } from './bootstrap-source.ts';
+import { fromLimit, fromWireError, scriptFile, type ScriptFiles } from './script-error.ts';
+import { displayPath } from '../compile/display-path.ts';
+import type { WireError, WireRoute } from './wire.ts';
+
+export type EntryName = 'req' | 'res' | 'body' | 'flush' | 'free' | 'where' | 'live';
+type Primitive = string | number | boolean | null;
+const ENTRIES: readonly EntryName[] = ['req', 'res', 'body', 'flush', 'free', 'where', 'live'];
+
+export interface TenantSandboxOptions {
+  bundle: TenantBundle;
+  memoryMb: number;
+  cpuMs: number;
+  /** Indexed like config.routes; null for routes of other tenants or without scripts. */
+  routes: Array<WireRoute | null>;
+  /** Names of configured upstreams a script may choose. */
+  upstreams: string[];
+  logger: Logger;
+}
+
+/** A tenant bundle that loads but cannot be installed (no default export, top-level throw). */
+export class InstallError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+interface Live {
+  iso: ivm.Isolate;
+  context: ivm.Context;
+  refs: Record<EntryName, ivm.Reference<(...args: Primitive[]) => unknown>>;
+  cpuSeen: bigint;
+}
+
+export class TenantSandbox implements ScriptFiles {
+  readonly tenant: string;
+  readonly scriptsDir: string;
+  readonly mapper: SourceMapper;
+  readonly cpuMs: number;
+  readonly memoryMb: number;
+  /** Increments each time the isolate is (re)created. */
+  epoch = 0;
+  /** Total CPU nanoseconds the tenant's isolate used (all isolates of this sandbox). */
+  cpuNs = 0n;
+  calls = 0;
+  recreations = 0;
+  readonly #opts: TenantSandboxOptions;
+  readonly #bootstrap: string;
+  #live: Live | null = null;
+  #cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined;
+  #disposed = false;
+
+  private constructor(opts: TenantSandboxOptions, bootstrap: string) {
+    this.#opts = opts;
+    this.#bootstrap = bootstrap;
+    this.tenant = opts.bundle.tenant;
+    this.scriptsDir = opts.bundle.scriptsDir;
+    this.mapper = new SourceMapper(opts.bundle.map, opts.bundle.scriptsDir);
+    this.cpuMs = opts.cpuMs;
+    this.memoryMb = opts.memoryMb;
+  }
+
+  /** Creates the isolate and installs the tenant. Throws InstallError with `file:line: message` problems. */
+  static async create(opts: TenantSandboxOptions): Promise<TenantSandbox> {
+    const sb = new TenantSandbox(opts, await bootstrapSource());
+    sb.#live = await sb.#build();
+    return sb;
+  }
+
+  #newIsolate(): ivm.Isolate {
+    const { logger } = this.#opts;
+    return new ivm.Isolate({
+      memoryLimit: this.memoryMb,
+      onCatastrophicError: (message: string) => logger.fatal({ tenant: this.tenant, message }, 'isolated-vm catastrophic error'),
+    });
+  }
+
+  /** Async build (generation build): the expensive steps run off the event loop. */
+  async #build(): Promise<Live> {
+    const iso = this.#newIsolate();
+    try {
+      const context = await iso.createContext();
+      const boot = await iso.compileScript(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
+      const tenant = await iso.compileScript(this.#opts.bundle.code, { filename: TENANT_FILENAME, produceCachedData: true });
+      this.#cachedData = (tenant as ivm.Script & ivm.CachedDataResult).cachedData;
+      return this.#finish(iso, context, boot, tenant);
+    } catch (err) {
+      if (!iso.isDisposed) iso.dispose();
+      throw err;
+    }
+  }
+
+  /** Sync rebuild (the next call after memory exhaustion), with V8's code cache when there is one. */
+  #buildSync(): Live {
+    const iso = this.#newIsolate();
+    try {
+      const context = iso.createContextSync();
+      const boot = iso.compileScriptSync(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
+      const info = this.#cachedData ? { filename: TENANT_FILENAME, cachedData: this.#cachedData } : { filename: TENANT_FILENAME };
+      const tenant = iso.compileScriptSync(this.#opts.bundle.code, info);
+      return this.#finish(iso, context, boot, tenant);
+    } catch (err) {
+      if (!iso.isDisposed) iso.dispose();
+      throw err;
+    }
+  }
+
+  /** Runs the bootstrap, takes its entry References, deletes its global, runs the tenant bundle, installs. */
+  #finish(iso: ivm.Isolate, context: ivm.Context, boot: ivm.Script, tenant: ivm.Script): Live {
+    boot.runSync(context, { timeout: 1000 });
+    const bootRef = context.global.getSync('__sgBoot', { reference: true }) as ivm.Reference<Record<string, unknown>>;
+    const refs = {} as Live['refs'];
+    for (const name of ENTRIES) refs[name] = bootRef.getSync(name, { reference: true }) as Live['refs'][EntryName];
+    const install = bootRef.getSync('install', { reference: true }) as ivm.Reference<(...a: string[]) => string>;
+    bootRef.release();
+    context.global.deleteSync('__sgBoot');
+    const loadTimeout = Math.min(Math.max(this.cpuMs * 10, 1000), 10_000);
+    try {
+      tenant.runSync(context, { timeout: loadTimeout });
+    } catch (err) {
+      throw new InstallError([this.#loadProblem(err)]);
+    }
+    const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant], { timeout: 1000 });
+    install.release();
+    if (typeof problems === 'string' && problems) {
+      const list = JSON.parse(problems) as Array<[string, string]>;
+      throw new InstallError(list.map(([key, m]) => `${scriptFile(this, key)}:1: ${m}`));
+    }
+    this.epoch++;
+    return { iso, context, refs, cpuSeen: iso.cpuTime };
+  }
+
+  /** `file:line: message` for an error thrown while the tenant bundle's top level ran. */
+  #loadProblem(err: unknown): string {
+    const e = err as Error;
+    const pos = typeof e?.stack === 'string' ? this.mapper.firstFrame(e.stack) : undefined;
+    const where = pos ? `${pos.file}:${pos.line}` : `${displayPath(this.scriptsDir)}:0`;
+    return `${where}: the script failed while loading: ${e?.message ?? String(err)}`;
+  }
+
+  get alive(): boolean {
+    return this.#live !== null && !this.#live.iso.isDisposed;
+  }
+
+  /** Recreates a disposed isolate synchronously (the next call after memory exhaustion). */
+  #ensure(): Live {
+    const l = this.#live;
+    if (l && !l.iso.isDisposed) return l;
+    if (this.#disposed) throw new ProxyError('PRX_ERR_INTERNAL', `tenant ${this.tenant}: sandbox already disposed`);
+    this.#drop();
+    try {
+      this.#live = this.#buildSync();
+    } catch (err) {
+      const reason = err instanceof InstallError ? err.problems.join('; ') : (err as Error).message;
+      throw new ProxyError('PRX_ERR_SCRIPT_MEMORY', `tenant ${this.tenant}: isolate could not be recreated: ${reason}`, { cause: err });
+    }
+    this.recreations++;
+    return this.#live;
+  }
+
+  #drop(): void {
+    const l = this.#live;
+    this.#live = null;
+    if (!l) return;
+    for (const r of Object.values(l.refs)) r.release();
+    if (!l.iso.isDisposed) l.iso.dispose();
+  }
+
+  /**
+   * Calls an entry point with primitive arguments and `timeout = cpu_ms`. `keys`/`phases` name the
+   * scripts that may run, for messages.
+   */
+  call(entry: EntryName, args: Primitive[], keys: ReadonlyArray<string | null>, phases: readonly number[]): unknown {
+    const live = this.#ensure();
+    this.calls++;
+    try {
+      return live.refs[entry].applySync(undefined, args, { timeout: this.cpuMs });
+    } catch (err) {
+      throw this.#limitError(live, err, keys, phases);
+    } finally {
+      if (!live.iso.isDisposed) {
+        const now = live.iso.cpuTime;
+        this.cpuNs += now - live.cpuSeen;
+        live.cpuSeen = now;
+      }
+    }
+  }
+
+  #limitError(live: Live, err: unknown, keys: ReadonlyArray<string | null>, phases: readonly number[]): ProxyError {
+    const message = (err as Error)?.message ?? String(err);
+    if (live.iso.isDisposed || /memory limit|disposed/i.test(message)) {
+      this.#drop();
+      return fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_MEMORY', `exhausted tenant ${this.tenant}'s memory_mb (${this.memoryMb} MB); its isolate is recreated for the next request`);
+    }
+    if (/timed out/i.test(message)) {
+      let running = phases;
+      try {
+        const p = live.refs.where.applySync(undefined, [], { timeout: this.cpuMs });
+        if (typeof p === 'number' && p >= 0) running = [p];
+      } catch {
+        /* the phase stays unknown */
+      }
+      return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped`);
+    }
+    return new ProxyError('PRX_ERR_INTERNAL', `tenant ${this.tenant}: isolate call failed: ${message}`, { cause: err });
+  }
+
+  /** A script failure reported by the bootstrap, as a ProxyError. */
+  scriptError(keys: ReadonlyArray<string | null>, e: WireError): ProxyError {
+    return fromWireError(this, keys, e);
+  }
+
+  /** Number of requests whose state lives in the isolate (tests, stats). */
+  liveRequests(): number {
+    if (!this.alive) return 0;
+    return this.call('live', [], [], []) as number;
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    this.#drop();
+    this.#cachedData?.release();
+    this.#cachedData = undefined;
+  }
+}
