@@ -3,7 +3,6 @@
  * moves to port 0 and the 127.0.0.1:900N targets to origins started by the test.
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +12,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { ProxyServer } from '../../src/control/proxy-server.ts';
 import { startDemoOrigin } from '../../src/cli/demo-origins.ts';
-import { request, startOrigin, type Origin } from '../helpers/servers.ts';
+import { request, startOrigin } from '../helpers/servers.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 
@@ -26,16 +25,26 @@ async function startExample(name: string, origins: Array<{ port: number }>) {
   origins.forEach((o, i) => (yaml = yaml.replaceAll(`127.0.0.1:${9001 + i}`, `127.0.0.1:${o.port}`)));
   writeFileSync(file, yaml);
   const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+      for (const w of waiters.splice(0)) w();
       cb();
     },
   });
+  /** Resolves with the first log line matching `pred`, waiting for new lines as they are written. */
+  const waitForLine = async (pred: (l: Record<string, unknown>) => boolean) => {
+    for (;;) {
+      const found = lines.find(pred);
+      if (found) return found;
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
   const logger = pino({ level: 'info' }, sink);
   const server = await ProxyServer.start(parseConfig(yaml, file), logger);
   onTestFinished(() => server.shutdown(false));
-  return { port: server.ports[0]!, lines };
+  return { port: server.ports[0]!, lines, waitForLine };
 }
 
 describe('examples', () => {
@@ -111,12 +120,10 @@ describe('examples', () => {
 
   it('access-log: one custom structured line per request, with vars from access', async () => {
     const origin = await startOrigin();
-    const { port, lines } = await startExample('access-log', [origin]);
+    const { port, lines, waitForLine } = await startExample('access-log', [origin]);
     const res = await request(port, { path: '/things?id=1', headers: { 'x-plan': 'pro' } });
     expect(res.status).toBe(200);
-    const deadline = Date.now() + 5000;
-    let line: Record<string, unknown> | undefined;
-    while (!(line = lines.find((l) => l.msg === 'request done')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const line = await waitForLine((l) => l.msg === 'request done');
     expect(line).toMatchObject({ method: 'GET', path: '/things', status: 200, plan: 'pro', upstream: origin.address, route: 'api' });
     expect(typeof line!.totalMs).toBe('number');
     expect(lines.filter((l) => l.msg === 'access')).toHaveLength(0);
