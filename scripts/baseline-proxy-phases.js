@@ -88,6 +88,9 @@ const server = http.createServer((req, res) => {
       headers['x-proxy'] = 'baseline';
       delete headers['content-length'];
       res.writeHead(up.statusCode, headers);
+      // Head and first chunk (often the whole body) leave in one write.
+      res.cork();
+      process.nextTick(() => res.uncork());
       const body = up.body;
       body.on('data', (chunk) => {
         // body_filter: uppercase every chunk

@@ -57,6 +57,9 @@ const server = http.createServer((req, res) => {
         return;
       }
       res.writeHead(up.statusCode, responseHeaders(up.headers));
+      // Head and first chunk (often the whole body) leave in one write.
+      res.cork();
+      process.nextTick(() => res.uncork());
       const body = up.body;
       body.on('data', (chunk) => {
         if (!res.write(chunk)) {

@@ -27,12 +27,12 @@ export function renderTable(rows) {
   const out = [];
   for (const r of rows) {
     if (r.status !== 'ok') {
-      out.push([r.label, '', `failed: ${r.reason}`.slice(0, 120), '', '', '', '', '', '', '', '', '', '']);
+      out.push([r.label, '', 'failed*', '', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     for (const [p, m] of Object.entries(r.results)) {
       if (m.error) {
-        out.push([r.label, p, `failed: ${m.error}`.slice(0, 100), '', '', '', '', '', '', '', '', '', '']);
+        out.push([r.label, p, 'failed*', '', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const se = m.socketErrors ?? {};
@@ -55,7 +55,12 @@ export function renderTable(rows) {
       ]);
     }
   }
-  return table(head, out, right);
+  const failures = [];
+  for (const r of rows) {
+    if (r.status !== 'ok') failures.push(`* ${r.label}: failed: ${r.reason}`);
+    else for (const [p, m] of Object.entries(r.results)) if (m.error) failures.push(`* ${r.label} ${p}: failed: ${m.error}`);
+  }
+  return table(head, out, right) + (failures.length ? '\n\n' + failures.join('\n') : '');
 }
 
 function metric(rows, id, sz, key) {
