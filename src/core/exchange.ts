@@ -24,6 +24,7 @@ import { hostName, type CompiledRoute } from './router.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
+import { recordRequest, scriptErrors, upstreamFailures } from '../observability/metrics.ts';
 
 /** What an exchange needs from its listener. */
 export interface ListenerContext {
@@ -31,6 +32,8 @@ export interface ListenerContext {
   limits: LimitsConfig;
   logger: Logger;
   accessLog: boolean;
+  /** Record Prometheus metrics (on when an admin listener exists to scrape them). */
+  metrics: boolean;
   /** True while the process drains for shutdown: responses then close their connection. */
   draining: () => boolean;
 }
@@ -310,6 +313,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#releaseTarget();
     if (this.#done) return;
     const mapped = isProxyError(err) ? err : mapUpstreamError(err);
+    if (this.#lc.metrics && mapped.source === 'upstream') upstreamFailures.inc({ upstream: this.#upstream!.name, code: mapped.code });
     if (!this.#res.headersSent) {
       if (mapped.retryable && this.#canRetry()) {
         (this.#tried ??= new Set()).add(this.#target!);
@@ -346,6 +350,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #local(status: number, code: ErrorCode, detail?: string): void {
     this.#status = status;
     if (status >= 400) this.#error = code;
+    // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
+    if (status === 400 || status === 413 || status === 414) this.#res.shouldKeepAlive = false;
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
     this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-'], body, this.#method === 'HEAD');
   }
@@ -365,6 +371,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #logScriptError(err: unknown): void {
     const e = err as ProxyError;
+    if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#route?.config.tenant ?? 'default', code: e.code ?? 'PRX_ERR_SCRIPT' });
     (this.#logger ?? this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
   }
 
@@ -403,6 +410,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       session.close();
     }
+    if (this.#lc.metrics) recordRequest(this.#route?.name ?? '', this.#req.method ?? '', status, aborted, total / 1000, this.#bytesSent);
     if (this.#lc.accessLog) {
       this.#lc.logger.info(
         {

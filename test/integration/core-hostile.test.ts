@@ -1,0 +1,255 @@
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, simpleConfig, startOrigin, startProxy, statusOf, type Origin } from '../helpers/servers.ts';
+
+const LIMITS = 'limits: { max_uri_size: 1kb, max_header_size: 8kb, client_header_timeout: 500ms, max_body_size: 64kb }\n';
+
+/** An origin that also counts TCP connections, so "saw nothing" means not even a connect. */
+async function watchedOrigin(name = 'o'): Promise<Origin & { connections: () => number }> {
+  const origin = await startOrigin(undefined, name);
+  let n = 0;
+  origin.server.on('connection', () => n++);
+  return Object.assign(origin, { connections: () => n });
+}
+
+async function setup() {
+  const origin = await watchedOrigin();
+  const { port } = await startProxy(simpleConfig([origin]).replace('upstreams:', `${LIMITS}upstreams:`));
+  return { origin, port };
+}
+
+async function expectRefused(port: number, origin: Origin & { connections: () => number }, raw: string | Buffer, status: number) {
+  const res = await rawRequest(port, raw, 3000);
+  expect(res.timedOut, 'the proxy closes the connection').toBe(false);
+  expect(statusOf(res.text), res.text).toBe(status);
+  expect(origin.seen.length).toBe(0);
+  expect(origin.connections()).toBe(0);
+  return res;
+}
+
+describe('hostile requests get 4xx and never reach the origin', () => {
+  it('two conflicting Content-Length headers → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 400);
+  });
+
+  it('Content-Length together with Transfer-Encoding → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 400);
+  });
+
+  it('a Transfer-Encoding that is not chunked last → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 400);
+  });
+
+  it('a space before the header colon → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\r\nHost: a\r\nX-Bad : 1\r\n\r\n', 400);
+  });
+
+  it('a header line without a colon → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n', 400);
+  });
+
+  it('a NUL in a header value → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\u0000b\r\n\r\n', 400);
+  });
+
+  it('a control character in a header value → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\u0001b\r\n\r\n', 400);
+  });
+
+  it('a bare LF line ending in the head → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\nHost: a\nX-A: 1\n\n', 400);
+  });
+
+  it('a request without Host → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET / HTTP/1.1\r\nX-A: 1\r\n\r\n', 400);
+  });
+
+  it('a request line longer than max_uri_size but within max_header_size → 414', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, `GET /${'a'.repeat(2000)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414);
+  });
+
+  it('a request line longer than max_header_size → 414', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, `GET /${'a'.repeat(10_000)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414);
+  });
+
+  it('headers over max_header_size → 431', async () => {
+    const { origin, port } = await setup();
+    const many = Array.from({ length: 100 }, (_, i) => `X-H${i}: ${'v'.repeat(100)}\r\n`).join('');
+    await expectRefused(port, origin, `GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`, 431);
+  });
+
+  it('a request-target that is not a path (GET foo) → 400', async () => {
+    const { origin, port } = await setup();
+    await expectRefused(port, origin, 'GET foo HTTP/1.1\r\nHost: a\r\n\r\n', 400);
+  });
+
+  it('a client that sends half a head is disconnected after client_header_timeout', async () => {
+    const { origin, port } = await setup();
+    const res = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ', 5000);
+    expect(res.timedOut).toBe(false);
+    expect(res.ms).toBeGreaterThanOrEqual(450);
+    expect(res.ms).toBeLessThan(2000);
+    if (res.text) expect(statusOf(res.text)).toBe(408);
+    expect(origin.connections()).toBe(0);
+  });
+
+  it('a slowloris that trickles header bytes is still cut at client_header_timeout', async () => {
+    const { origin, port } = await setup();
+    const t0 = Date.now();
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const head = 'GET / HTTP/1.1\r\nHost: a\r\n' + 'X-Slow: 1\r\n'.repeat(50);
+    let i = 0;
+    const timer = setInterval(() => {
+      if (i < head.length && !socket.destroyed) socket.write(head[i++]!);
+    }, 50);
+    let text = '';
+    socket.on('data', (c) => (text += c.toString('latin1')));
+    await new Promise<void>((resolve) => {
+      const cap = setTimeout(() => {
+        socket.destroy();
+      }, 5000);
+      socket.on('close', () => {
+        clearTimeout(cap);
+        resolve();
+      });
+    });
+    clearInterval(timer);
+    const ms = Date.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(450);
+    expect(ms).toBeLessThan(2000);
+    if (text) expect(statusOf(text)).toBe(408);
+    expect(origin.connections()).toBe(0);
+  });
+});
+
+describe('request bodies over max_body_size', () => {
+  it('a Content-Length over the limit → 413 without contacting the origin', async () => {
+    const { origin, port } = await setup();
+    const body = 'x'.repeat(65 * 1024);
+    await expectRefused(port, origin, `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, 413);
+  });
+
+  it('a Content-Length over the limit with Expect: 100-continue → 413 and no 100', async () => {
+    const { origin, port } = await setup();
+    const res = await rawRequest(port, `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${1 << 20}\r\nExpect: 100-continue\r\n\r\n`, 3000);
+    expect(statusOf(res.text)).toBe(413);
+    expect(res.text).not.toContain('100 Continue');
+    expect(origin.connections()).toBe(0);
+  });
+
+  it('a chunked body over the limit → 413 or aborted, and the origin never gets the whole body', async () => {
+    const { origin, port } = await setup();
+    const chunk = 'y'.repeat(16 * 1024);
+    const chunks = Array.from({ length: 8 }, () => `${(16 * 1024).toString(16)}\r\n${chunk}\r\n`).join('');
+    const res = await rawRequest(port, `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunks}0\r\n\r\n`, 3000);
+    expect(res.timedOut).toBe(false);
+    const status = statusOf(res.text);
+    expect([0, 413]).toContain(status);
+    expect(origin.seen.length).toBe(0);
+  });
+
+  it('a body within the limit passes', async () => {
+    const { origin, port } = await setup();
+    const body = 'z'.repeat(64 * 1024);
+    const res = await rawRequest(port, `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(origin.seen[0]!.body.length).toBe(64 * 1024);
+  });
+});
+
+describe('dot-segments and encoded separators never escape a route prefix', () => {
+  async function twoRoutes() {
+    const pub = await watchedOrigin('public');
+    const admin = await watchedOrigin('admin');
+    const { port } = await startProxy(`listen:
+  - address: 127.0.0.1:0
+log: { level: silent }
+upstreams:
+  pub: { targets: ["${pub.address}"] }
+  adm: { targets: ["${admin.address}"] }
+routes:
+  - match: { path_prefix: /public/ }
+    upstream: pub
+  - match: { path_prefix: /admin/ }
+    upstream: adm
+`);
+    return { pub, admin, port };
+  }
+
+  /** Either refused with 4xx, or routed to the admin origin as /admin/x; never public with an admin path. */
+  async function expectNotEscaped(target: string) {
+    const { pub, admin, port } = await twoRoutes();
+    const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
+    const status = statusOf(res.text);
+    for (const s of pub.seen) expect(s.url).not.toMatch(/admin|\.\.|%2e|%2f|%5c|\\/i);
+    if (status === 200) {
+      expect(pub.seen).toHaveLength(0);
+      expect(admin.seen.map((s) => s.url)).toEqual(['/admin/x']);
+    } else {
+      expect(status).toBeGreaterThanOrEqual(400);
+      expect(status).toBeLessThan(500);
+      expect(pub.connections() + admin.connections()).toBe(0);
+    }
+    return status;
+  }
+
+  it('/public/../admin/x is routed as /admin/x or refused', async () => {
+    await expectNotEscaped('/public/../admin/x');
+  });
+
+  it('/public/%2e%2e/admin/x is routed as /admin/x or refused', async () => {
+    await expectNotEscaped('/public/%2e%2e/admin/x');
+    await expectNotEscaped('/public/%2E./admin/x');
+    await expectNotEscaped('/public/.%2E/admin/x');
+  });
+
+  it('/public/./../admin/./x is routed as /admin/x or refused', async () => {
+    await expectNotEscaped('/public/./../admin/./x');
+  });
+
+  for (const target of ['/public/..%2Fadmin/x', '/public/..%2fadmin/x', '/public/..%5Cadmin/x', '/public/..\\admin/x', '/public/%2e%2e%2fadmin/x']) {
+    it(`${target} → 400`, async () => {
+      const { pub, admin, port } = await twoRoutes();
+      const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text)).toBe(400);
+      expect(pub.connections() + admin.connections()).toBe(0);
+    });
+  }
+
+  for (const target of ['/..', '/../public/x', '/public/../../x', '/%2e%2e/public/x']) {
+    it(`${target} (above the root) → 400`, async () => {
+      const { pub, admin, port } = await twoRoutes();
+      const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text)).toBe(400);
+      expect(pub.connections() + admin.connections()).toBe(0);
+    });
+  }
+
+  it('the origin receives the normalised path, with the query unchanged', async () => {
+    const { pub, port } = await twoRoutes();
+    const res = await rawRequest(port, 'GET /public/a/./b/../c/%7Euser/%41?q=/../x&r=%2e%2e HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(pub.seen.map((s) => s.url)).toEqual(['/public/a/c/~user/A?q=/../x&r=%2e%2e']);
+  });
+
+  it('absolute-form /public/../admin/x is handled the same way', async () => {
+    const { pub, admin, port } = await twoRoutes();
+    const res = await rawRequest(port, 'GET http://a/public/../admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    const status = statusOf(res.text);
+    expect(pub.seen).toHaveLength(0);
+    if (status === 200) expect(admin.seen.map((s) => s.url)).toEqual(['/admin/x']);
+    else expect(status).toBe(400);
+  });
+});
