@@ -9,7 +9,7 @@
  * Runs under bin/scriptgate.js, which adds the node flags the sandbox needs.
  */
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
+import { VERSION } from '../version.ts';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
@@ -30,10 +30,6 @@ Signals: SIGTERM drains in-flight requests then exits; SIGINT exits at once.
 Environment: LOG_LEVEL overrides the config's log.level.
 `;
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function fail(message: string, code = 1): never {
   process.stderr.write(message.endsWith('\n') ? message : message + '\n');
@@ -56,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
     fail(`scriptgate: ${(err as Error).message}\n\n${HELP}`, 2);
   }
   const { values, positionals } = parsed;
-  if (values.version) return void process.stdout.write(`scriptgate ${version()}\n`);
+  if (values.version) return void process.stdout.write(`scriptgate ${VERSION}\n`);
   const command = positionals[0];
   if (values.help || command === 'help' || command === undefined) {
     process.stdout.write(HELP);
@@ -106,7 +102,7 @@ export async function start(file: string): Promise<void> {
   const n = workerCount(loaded.config.workers);
   const worker = cluster.isWorker;
   const logger = createLogger(loaded.config.log.level, worker ? { worker: cluster.worker?.id } : {});
-  if (n > 1 && cluster.isPrimary) return runPrimary(n, logger);
+  if (n > 1 && cluster.isPrimary) return runPrimary(n, loaded, logger);
   try {
     await runSingle(loaded, logger);
   } catch (err) {

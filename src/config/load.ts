@@ -58,9 +58,9 @@ function lineOf(doc: Document, lines: LineCounter, p: readonly PropertyKey[]): n
 export function parseConfig(text: string, file: string): LoadedConfig {
   const shown = displayName(file);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${shown}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]}`));
+    throw new ConfigError(doc.errors.map((e) => `${shown}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`));
   }
   const raw: unknown = doc.toJS() ?? {};
   const result = configSchema.safeParse(raw);

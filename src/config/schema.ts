@@ -155,6 +155,13 @@ export function crossCheck(raw: unknown): Array<[Array<string | number>, string]
       names.add(route.name);
     }
   });
+  const admin = obj(cfg.admin);
+  if (typeof admin.address === 'string' && admin.token === undefined) {
+    const host = admin.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+      out.push([['admin', 'address'], `admin on a non-loopback address (${admin.address}) needs admin.token`]);
+    }
+  }
   const addrs = new Set<string>();
   (Array.isArray(cfg.listen) ? cfg.listen : []).forEach((l: unknown, i) => {
     const a = obj(l).address;

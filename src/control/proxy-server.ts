@@ -32,6 +32,7 @@ export class ProxyServer {
           logger,
           current: () => this.#current,
           accessLog: () => this.#current.config.log.access_log,
+          metrics: config.admin !== undefined,
           draining: () => this.#draining,
         }),
     );

@@ -18,6 +18,7 @@ export interface ListenerOptions {
   /** The generation new requests start on. */
   current: () => Generation;
   accessLog: () => boolean;
+  metrics: boolean;
   draining: () => boolean;
 }
 
@@ -66,6 +67,7 @@ export class Listener {
       get accessLog() {
         return opts.accessLog();
       },
+      metrics: opts.metrics,
       draining: opts.draining,
     };
     this.#ctx = lc;

@@ -1,0 +1,69 @@
+/**
+ * The admin listener (config `admin:`): `GET /status`, `GET /metrics` (Prometheus text), `POST
+ * /reload`. Bound to the configured address (loopback in the examples); when `admin.token` is
+ * set every request must carry `Authorization: Bearer <token>`, compared in constant time, and a
+ * non-loopback address without a token is refused at config validation.
+ */
+import http from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { parseHostPort } from '../config/units.ts';
+import type { ReloadResult } from './reload.ts';
+
+export interface AdminOptions {
+  address: string;
+  token?: string;
+  logger: Logger;
+  status: () => unknown;
+  reload: () => Promise<ReloadResult>;
+  metrics: () => Promise<string>;
+  metricsContentType: string;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time check of `Authorization: Bearer <token>`. */
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1] ?? '';
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** Starts the admin server; resolves with it once listening. */
+export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    if (opts.token !== undefined && !tokenMatches(req.headers.authorization, opts.token)) {
+      return send(res, 401, { error: 'admin token required' });
+    }
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && url === '/status') return send(res, 200, opts.status());
+    if (req.method === 'GET' && url === '/metrics') {
+      opts.metrics().then(
+        (text) => send(res, 200, text, opts.metricsContentType),
+        (err: Error) => send(res, 500, { error: err.message }),
+      );
+      return;
+    }
+    if (req.method === 'POST' && url === '/reload') {
+      opts.reload().then((r) => send(res, r.ok ? 200 : 422, r));
+      return;
+    }
+    if (url === '/status' || url === '/metrics' || url === '/reload') return send(res, 405, { error: 'method not allowed' });
+    send(res, 404, { error: 'not found', endpoints: ['GET /status', 'GET /metrics', 'POST /reload'] });
+  });
+  const { host, port } = parseHostPort(opts.address)!;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  opts.logger.info({ admin: `${host}:${(server.address() as { port: number }).port}` }, 'admin listening');
+  return server;
+}

@@ -1,0 +1,43 @@
+/**
+ * Hot reload of one process: load the config file again, compile its scripts into a new
+ * generation off the request path, and swap it in. Requests already running finish on the old
+ * generation; a config or script error leaves the running generation serving and is reported as
+ * `file:line: message` problems. Triggered by SIGHUP, `POST /reload` on the admin listener, or the
+ * cluster primary.
+ */
+import type { Logger } from 'pino';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { buildGeneration } from './generation.ts';
+import type { ProxyServer } from './proxy-server.ts';
+
+export type ReloadResult =
+  | { ok: true; generation: number; loadedAt: string; warnings: string[] }
+  | { ok: false; problems: string[]; at: string };
+
+/** Reloads `file` into `server`; never throws. Serialised: a reload asked for during another waits for it. */
+export function createReloader(server: ProxyServer, file: string, logger: Logger): () => Promise<ReloadResult> {
+  let chain: Promise<unknown> = Promise.resolve();
+  return function reload() {
+    const run = chain.then(() => reloadOnce(server, file, logger));
+    chain = run.catch(() => undefined);
+    return run;
+  };
+}
+
+async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Promise<ReloadResult> {
+  try {
+    const loaded = await loadConfig(file);
+    const warnings: string[] = [];
+    const before = JSON.stringify(server.generation.config.listen);
+    if (JSON.stringify(loaded.config.listen) !== before) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
+    const gen = await buildGeneration(loaded, logger);
+    server.swap(gen);
+    for (const w of warnings) logger.warn(w);
+    logger.info({ generation: gen.id }, 'config reloaded');
+    return { ok: true, generation: gen.id, loadedAt: gen.loadedAt.toISOString(), warnings };
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [`${file}: ${(err as Error).message}`];
+    logger.error({ problems }, 'reload failed; the running configuration keeps serving');
+    return { ok: false, problems, at: new Date().toISOString() };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Every Prometheus metric scriptgate exports, declared in this one file (prom-client, default
+ * registry). Recording is on only when the config has an `admin` listener to scrape it from, so a
+ * proxy without admin pays nothing per request. Labels are bounded: route names come from the
+ * config, methods outside the standard set become OTHER, statuses are grouped by class.
+ * In a cluster the primary serves the sum over its workers (prom-client's AggregatorRegistry).
+ */
+import client from 'prom-client';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
+
+export const registry = client.register;
+
+export const requestsTotal = new client.Counter({
+  name: 'scriptgate_requests_total',
+  help: 'Requests finished, by route, method and status class (1xx..5xx; "aborted" when the client left first)',
+  labelNames: ['route', 'method', 'status_class'] as const,
+});
+
+export const requestDuration = new client.Histogram({
+  name: 'scriptgate_request_duration_seconds',
+  help: 'Time from request head to the end of the response, by route',
+  labelNames: ['route'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+});
+
+export const responseBytes = new client.Counter({
+  name: 'scriptgate_response_body_bytes_total',
+  help: 'Response body bytes sent to clients, by route',
+  labelNames: ['route'] as const,
+});
+
+export const upstreamFailures = new client.Counter({
+  name: 'scriptgate_upstream_failures_total',
+  help: 'Failed upstream tries, by upstream and error code',
+  labelNames: ['upstream', 'code'] as const,
+});
+
+export const scriptErrors = new client.Counter({
+  name: 'scriptgate_script_errors_total',
+  help: 'Phase script failures, by tenant and error code (throw, timeout, memory, result, forbidden)',
+  labelNames: ['tenant', 'code'] as const,
+});
+
+export const reloadsTotal = new client.Counter({
+  name: 'scriptgate_reloads_total',
+  help: 'Config reloads, by result (success | failure)',
+  labelNames: ['result'] as const,
+});
+
+export const generationGauge = new client.Gauge({
+  name: 'scriptgate_generation',
+  help: 'Id of the current configuration generation',
+});
+
+let defaultsOn = false;
+
+/** Turns on Node process metrics (CPU, memory, event-loop lag, GC). Idempotent. */
+export function collectProcessMetrics(): void {
+  if (defaultsOn) return;
+  defaultsOn = true;
+  client.collectDefaultMetrics();
+}
+
+/** `2xx`-style class of a status code. */
+export function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
+/** Bounded method label. */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'OTHER';
+}
+
+/** Records one finished request. */
+export function recordRequest(route: string, method: string, status: number, aborted: boolean, seconds: number, bytes: number): void {
+  requestsTotal.inc({ route, method: methodLabel(method), status_class: aborted ? 'aborted' : statusClass(status) });
+  requestDuration.observe({ route }, seconds);
+  if (bytes > 0) responseBytes.inc({ route }, bytes);
+}
+
+/** Metrics text of this process, or the sum over the cluster's workers when called in a primary. */
+export async function metricsText(clustered: boolean): Promise<string> {
+  if (!clustered) return registry.metrics();
+  const aggregator = new client.AggregatorRegistry();
+  const merged = await aggregator.clusterMetrics();
+  return merged;
+}
+
+export const metricsContentType = registry.contentType;

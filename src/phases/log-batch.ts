@@ -1,0 +1,92 @@
+/**
+ * Defers log-phase runs and frees of request state, per tenant, and sends them in one crossing.
+ * Runs when a session's `log()` or `close()` enqueues a record; flushes on the next `setImmediate`
+ * (never delaying a response), when 256 records are waiting, or when `flush()` is called (generation
+ * dispose, tests). A failing flush is logged and every request state in it is freed anyway.
+ */
+import type { Logger } from 'pino';
+import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import type { WireError, WireFlushOutcome, WireLog } from '../sandbox/wire.ts';
+import { PHASE_ID } from '../sandbox/wire.ts';
+
+/** Where one request's log outcome goes. */
+export interface LogOutcomeSink {
+  keys: ReadonlyArray<string | null>;
+  logs(entries: WireLog[]): void;
+  failed(error: WireError): void;
+}
+
+const MAX_BATCH = 256;
+
+export class LogBatch {
+  readonly #sandbox: TenantSandbox;
+  readonly #logger: Logger;
+  #records: string[] = [];
+  #sids: number[] = [];
+  #sinks = new Map<number, LogOutcomeSink>();
+  #scheduled = false;
+  readonly #onImmediate = (): void => {
+    this.#scheduled = false;
+    this.flush();
+  };
+
+  constructor(sandbox: TenantSandbox, logger: Logger) {
+    this.#sandbox = sandbox;
+    this.#logger = logger;
+  }
+
+  /** Queues a record (JSON of a WireLogRecord); `sink` receives the log phase's outcome. */
+  enqueue(sid: number, record: string, sink?: LogOutcomeSink): void {
+    this.#records.push(record);
+    this.#sids.push(sid);
+    if (sink) this.#sinks.set(sid, sink);
+    if (this.#records.length >= MAX_BATCH) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#onImmediate).unref();
+    }
+  }
+
+  get pending(): number {
+    return this.#records.length;
+  }
+
+  /** Sends every queued record now (one crossing). Never throws. */
+  flush(): void {
+    if (this.#records.length === 0) return;
+    const batch = `[${this.#records.join(',')}]`;
+    const sinks = this.#sinks;
+    const sids = this.#sids;
+    this.#records = [];
+    this.#sids = [];
+    this.#sinks = new Map();
+    const first = sinks.values().next().value;
+    let out: unknown;
+    try {
+      out = this.#sandbox.call('flush', [batch], first?.keys ?? [], [PHASE_ID.log]);
+    } catch (err) {
+      this.#logger.error({ err, tenant: this.#sandbox.tenant, requests: sids.length }, 'log phase batch failed; request state freed');
+      if (this.#sandbox.alive) {
+        try {
+          this.#sandbox.call('free', [sids.join(',')], [], []);
+        } catch {
+          /* the isolate is gone: nothing left to free */
+        }
+      }
+      return;
+    }
+    if (typeof out !== 'string' || out === '') return;
+    let outcomes: WireFlushOutcome[];
+    try {
+      outcomes = JSON.parse(out) as WireFlushOutcome[];
+    } catch {
+      return;
+    }
+    for (const [sid, logs, error] of outcomes) {
+      const sink = sinks.get(sid);
+      if (!sink) continue;
+      if (Array.isArray(logs) && logs.length) sink.logs(logs);
+      if (error) sink.failed(error);
+    }
+  }
+}

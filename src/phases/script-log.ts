@@ -1,0 +1,42 @@
+/**
+ * Writes a script's `ctx.log.*` lines into the request's pino logger. Runs on the host right after
+ * the crossing that collected them returns (or after a log flush). Default: the child logger is
+ * created on the first line only, with `tenant` and `route` bindings (the request logger already
+ * has reqId); a script's fields cannot overwrite those or pino's own keys.
+ */
+import type { Logger } from 'pino';
+import type { WireLog } from '../sandbox/wire.ts';
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+const RESERVED = new Set(['tenant', 'route', 'reqId', 'level', 'time', 'msg', 'pid', 'hostname']);
+
+export class ScriptLogSink {
+  readonly #base: Logger;
+  readonly #bindings: { tenant: string; route: string };
+  #child: Logger | undefined;
+
+  constructor(base: Logger, tenant: string, route: string) {
+    this.#base = base;
+    this.#bindings = { tenant, route };
+  }
+
+  get logger(): Logger {
+    return (this.#child ??= this.#base.child(this.#bindings));
+  }
+
+  emit(entries: readonly WireLog[], phase: string): void {
+    const log = this.logger;
+    for (const [level, msg, fields] of entries) {
+      const obj: Record<string, unknown> = {};
+      if (fields) {
+        try {
+          for (const [k, v] of Object.entries(JSON.parse(fields) as Record<string, unknown>)) if (!RESERVED.has(k)) obj[k] = v;
+        } catch {
+          /* fields were checked inside the isolate; ignore anything odd */
+        }
+      }
+      obj.phase = phase;
+      log[LEVELS[level] ?? 'info'](obj, msg);
+    }
+  }
+}

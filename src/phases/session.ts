@@ -1,0 +1,180 @@
+/**
+ * One request's calls into its tenant's isolate: the host half of `ScriptSession`. Created by
+ * `RouteScripts.open()` (no crossing), it sends the request's init record with its first crossing
+ * only, keeps nothing of the tenant's on the host, and turns every result into the contract's
+ * shapes. rewrite+access are one crossing; header_filter one; body_filter one per chunk; log and
+ * the final free are deferred to the tenant's LogBatch. A session whose state lived in an isolate
+ * that has since been recreated (memory exhaustion elsewhere) fails with PRX_ERR_SCRIPT_MEMORY.
+ */
+import type { Logger } from 'pino';
+import { ProxyError } from '../errors.ts';
+import { PHASE_ID, type WireBodyEnvelope, type WireError, type WireHeadResult, type WireLog, type WireRequestResult } from '../sandbox/wire.ts';
+import type { LogSummary, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from './contract.ts';
+import { checkHeaderList, checkStatus, checkString, initRecord, responseRecord } from './wire-codec.ts';
+import type { LogOutcomeSink } from './log-batch.ts';
+import type { RouteScriptsImpl } from './route-scripts.ts';
+import { ScriptLogSink } from './script-log.ts';
+import { Utf8Chunks } from './utf8-chunks.ts';
+
+const CONTINUE: RequestPhasesResult = Object.freeze({ action: 'continue' }) as RequestPhasesResult;
+const T = 116; // 't'
+const B = 98; // 'b'
+
+export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
+  readonly #rs: RouteScriptsImpl;
+  readonly #sid: number;
+  readonly #req: ScriptRequest;
+  readonly #sink: ScriptLogSink;
+  /** Epoch of the isolate that holds this request's state; 0 = none yet. */
+  #epoch = 0;
+  #head: ResponseHead | undefined;
+  #headInIsolate = false;
+  #utf8: Utf8Chunks | undefined;
+  #logged = false;
+  #closed = false;
+
+  constructor(rs: RouteScriptsImpl, sid: number, req: ScriptRequest, logger: Logger) {
+    this.#rs = rs;
+    this.#sid = sid;
+    this.#req = req;
+    this.#sink = new ScriptLogSink(logger, rs.tenant, req.route);
+  }
+
+  get keys(): ReadonlyArray<string | null> {
+    return this.#rs.keys;
+  }
+
+  /** The init record when the isolate does not hold this request yet, else ''. */
+  #init(): string {
+    const sb = this.#rs.sandbox;
+    if (this.#epoch === 0) return initRecord(this.#rs.index, this.#req);
+    if (this.#epoch !== sb.epoch || !sb.alive) {
+      throw new ProxyError('PRX_ERR_SCRIPT_MEMORY', `tenant ${sb.tenant}: its isolate was recreated after another request exhausted memory_mb; this request's script state is lost`);
+    }
+    return '';
+  }
+
+  /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
+  #call(entry: 'req' | 'res' | 'body', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
+    const sb = this.#rs.sandbox;
+    try {
+      return sb.call(entry, args, this.#rs.keys, phases);
+    } finally {
+      if (sb.alive) this.#epoch = sb.epoch;
+    }
+  }
+
+  #done(logs: WireLog[] | undefined, phase: string): void {
+    if (logs) this.#sink.emit(logs, phase);
+  }
+
+  requestPhases(req: ScriptRequest): RequestPhasesResult {
+    const rs = this.#rs;
+    const init = this.#epoch === 0 ? initRecord(rs.index, req) : this.#init();
+    const out = this.#call('req', [this.#sid, init], rs.requestPhaseIds);
+    if (out === '') return CONTINUE;
+    const o = JSON.parse(checkString(out, 'rewrite/access')) as WireRequestResult;
+    this.#done(o.l, rs.has.rewrite ? 'rewrite' : 'access');
+    if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
+    if (o.x !== undefined) {
+      const body = o.xbin ? Buffer.from(checkString(o.xb, 'exit body'), 'latin1') : checkString(o.xb ?? '', 'exit body');
+      return { action: 'exit', status: checkStatus(o.x, 'exit'), headers: checkHeaderList(o.xh ?? [], 'exit headers'), body };
+    }
+    const r: RequestPhasesResult = { action: 'continue' };
+    if (o.m !== undefined) r.method = checkString(o.m, 'method');
+    if (o.p !== undefined) r.path = checkString(o.p, 'path');
+    if (o.q !== undefined) r.query = checkString(o.q, 'query');
+    if (o.u !== undefined) r.upstream = checkString(o.u, 'upstream');
+    if (o.h !== undefined) r.headers = checkHeaderList(o.h, 'request headers');
+    return r;
+  }
+
+  headerFilter(head: ResponseHead): ResponseHead | undefined {
+    const rs = this.#rs;
+    this.#head = head;
+    if (!rs.has.header_filter) return undefined;
+    const init = this.#init();
+    const out = this.#call('res', [this.#sid, init, responseRecord(head)], [PHASE_ID.header_filter]);
+    this.#headInIsolate = true;
+    if (out === '') return undefined;
+    const o = JSON.parse(checkString(out, 'header_filter')) as WireHeadResult;
+    this.#done(o.l, 'header_filter');
+    if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
+    const next: ResponseHead = {
+      status: o.s === undefined ? head.status : checkStatus(o.s, 'response status'),
+      headers: o.h === undefined ? head.headers : checkHeaderList(o.h, 'response headers'),
+    };
+    this.#head = next;
+    return next;
+  }
+
+  bodyFilter(chunk: Buffer, eof: boolean): Buffer | undefined {
+    const rs = this.#rs;
+    if (!rs.has.body_filter || (chunk.length === 0 && !eof)) return undefined;
+    const piece = (this.#utf8 ??= new Utf8Chunks()).next(chunk, eof);
+    const init = this.#init();
+    const record = !this.#headInIsolate && this.#head ? responseRecord(this.#head) : '';
+    const out = this.#call('body', [this.#sid, init, record, piece.text, eof], [PHASE_ID.body_filter]);
+    if (record) this.#headInIsolate = true;
+    if (out === null) return piece.same ? undefined : piece.bytes;
+    const s = checkString(out, 'body_filter');
+    const tag = s.charCodeAt(0);
+    if (tag === T) return Buffer.from(s.slice(1), 'utf8');
+    if (tag === B) return Buffer.from(s.slice(1), 'latin1');
+    const env = JSON.parse(s.slice(1)) as WireBodyEnvelope;
+    this.#done(env.l, 'body_filter');
+    if (env.e) throw rs.sandbox.scriptError(rs.keys, env.e);
+    if (env.r === null) return piece.same ? undefined : piece.bytes;
+    return Buffer.from(checkString(env.d, 'body_filter'), env.r === 'b' ? 'latin1' : 'utf8');
+  }
+
+  log(summary: LogSummary): void {
+    const rs = this.#rs;
+    if (this.#logged || !rs.has.log) return;
+    this.#logged = true;
+    let init: string;
+    try {
+      init = this.#init();
+    } catch (err) {
+      this.#sink.logger.warn({ err }, 'log phase skipped');
+      return;
+    }
+    const t = summary.timings;
+    const record = JSON.stringify([
+      this.#sid,
+      init,
+      summary.status,
+      summary.bytesSent,
+      summary.bytesReceived,
+      t.total,
+      t.upstreamConnect,
+      t.upstreamHeader,
+      t.upstreamBody,
+      summary.upstreamAddress,
+      summary.error,
+      summary.responseHeaders.join('\n'),
+    ]);
+    // The state now belongs to the batch: it runs log and then frees it.
+    this.#epoch = -1;
+    rs.batch.enqueue(this.#sid, record, this);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const sb = this.#rs.sandbox;
+    if (this.#epoch > 0 && this.#epoch === sb.epoch && sb.alive) this.#rs.batch.enqueue(this.#sid, `[${this.#sid}]`);
+    this.#epoch = -1;
+  }
+
+  /** LogOutcomeSink: script log lines of the log phase. */
+  logs(entries: WireLog[]): void {
+    this.#sink.emit(entries, 'log');
+  }
+
+  /** LogOutcomeSink: the log phase failed; logged, never thrown (the response is long gone). */
+  failed(error: WireError): void {
+    const err = this.#rs.sandbox.scriptError(this.#rs.keys, error);
+    this.#sink.logger.error({ err, code: err.code }, err.message);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Host side of the wire format (../sandbox/wire.ts): builds the init and response records that go
+ * into the isolate and checks the shape of what comes back. Runs on every crossing, so it is
+ * plain string joins and type checks; a result of the wrong shape (a subverted bootstrap) becomes
+ * PRX_ERR_SCRIPT_RESULT instead of reaching the proxy core.
+ */
+import { ProxyError } from '../errors.ts';
+import type { ResponseHead, ScriptRequest } from './contract.ts';
+
+/** `routeIndex\nid\nmethod\npath\nquery\nhttpVersion\nscheme\nclientIp\nclientPort[\nheaders…]` */
+export function initRecord(routeIndex: number, req: ScriptRequest): string {
+  const head = `${routeIndex}\n${req.id}\n${req.method}\n${req.path}\n${req.query}\n${req.httpVersion}\n${req.scheme}\n${req.clientIp}\n${req.clientPort}`;
+  return req.headers.length ? `${head}\n${req.headers.join('\n')}` : head;
+}
+
+/** `status[\nname\nvalue…]` */
+export function responseRecord(head: ResponseHead): string {
+  return head.headers.length ? `${head.status}\n${head.headers.join('\n')}` : String(head.status);
+}
+
+/** Throws PRX_ERR_SCRIPT_RESULT unless `v` is a flat list of strings with an even length. */
+export function checkHeaderList(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || v.length % 2 !== 0 || !v.every((x) => typeof x === 'string')) {
+    throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: malformed header list from the sandbox`);
+  }
+  return v as string[];
+}
+
+export function checkString(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: expected a string from the sandbox`);
+  return v;
+}
+
+export function checkStatus(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 100 || v > 599) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: invalid status from the sandbox`);
+  return v;
+}
