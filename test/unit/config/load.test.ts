@@ -1,0 +1,179 @@
+import path from 'node:path';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { parseDuration, parseHostPort, parseSize } from '../../../src/config/units.ts';
+
+function problems(text: string, file = 'sg.yaml'): string[] {
+  try {
+    parseConfig(text, file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected the config to be refused');
+}
+
+const GOOD = `listen:
+  - address: 127.0.0.1:6188
+upstreams:
+  api:
+    targets: ["127.0.0.1:9001", { address: "127.0.0.1:9002", weight: 2 }]
+    timeouts: { connect: 250ms, read: 2s }
+routes:
+  - name: api
+    match: { path_prefix: /v1/ }
+    upstream: api
+`;
+
+describe('units', () => {
+  it('parses durations: ms, s, m, h and plain numbers', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('2s')).toBe(2000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration('1m')).toBe(60_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('300')).toBe(300);
+    expect(parseDuration(42)).toBe(42);
+  });
+
+  it('refuses malformed durations', () => {
+    for (const bad of ['2 seconds', 'fast', '-1s', '1d', '', '1sm']) expect(parseDuration(bad), bad).toBeUndefined();
+    expect(parseDuration(-5)).toBeUndefined();
+    expect(parseDuration(Number.NaN)).toBeUndefined();
+  });
+
+  it('parses sizes 1024-based, case-insensitively', () => {
+    expect(parseSize('512')).toBe(512);
+    expect(parseSize('16kb')).toBe(16 * 1024);
+    expect(parseSize('16KB')).toBe(16 * 1024);
+    expect(parseSize('1k')).toBe(1024);
+    expect(parseSize('1mb')).toBe(1 << 20);
+    expect(parseSize('2g')).toBe(2 * 2 ** 30);
+    expect(parseSize(0)).toBe(0);
+  });
+
+  it('refuses malformed sizes', () => {
+    for (const bad of ['lots', '1tb', '-1kb', '']) expect(parseSize(bad), bad).toBeUndefined();
+    expect(parseSize(1.5)).toBeUndefined();
+  });
+
+  it('parses host:port and [v6]:port', () => {
+    expect(parseHostPort('127.0.0.1:80')).toEqual({ host: '127.0.0.1', port: 80 });
+    expect(parseHostPort('[::1]:6188')).toEqual({ host: '::1', port: 6188 });
+    expect(parseHostPort('localhost:0')).toEqual({ host: 'localhost', port: 0 });
+    expect(parseHostPort('127.0.0.1')).toBeUndefined();
+    expect(parseHostPort('127.0.0.1:70000')).toBeUndefined();
+    expect(parseHostPort('::1:80')).toBeUndefined();
+  });
+});
+
+describe('loading a config', () => {
+  it('a good YAML config loads with defaults filled in and units parsed', () => {
+    const { config } = parseConfig(GOOD, '/etc/sg/sg.yaml');
+    expect(config.workers).toBe(1);
+    expect(config.limits.client_header_timeout).toBe(10_000);
+    expect(config.limits.max_header_size).toBe(16 * 1024);
+    expect(config.limits.max_body_size).toBe(0);
+    expect(config.upstreams.api!.timeouts).toEqual({ connect: 250, read: 2000, idle: 60_000 });
+    expect(config.upstreams.api!.targets).toEqual([
+      { address: '127.0.0.1:9001', weight: 1 },
+      { address: '127.0.0.1:9002', weight: 2 },
+    ]);
+    expect(config.upstreams.api!.retries).toBe(1);
+    expect(config.upstreams.api!.balance).toBe('round_robin');
+    expect(config.routes[0]!.tenant).toBe('default');
+    expect(config.tenants.default!.scripts).toBe('/etc/sg');
+  });
+
+  it('a JSON config loads the same as YAML', () => {
+    const json = JSON.stringify({
+      listen: [{ address: '127.0.0.1:6188' }],
+      limits: { max_body_size: '1mb', client_header_timeout: '500ms' },
+      upstreams: { api: { targets: ['127.0.0.1:9001'] } },
+      routes: [{ upstream: 'api' }],
+    }, null, 2);
+    const { config } = parseConfig(json, 'sg.json');
+    expect(config.limits.max_body_size).toBe(1 << 20);
+    expect(config.limits.client_header_timeout).toBe(500);
+    expect(config.routes[0]!.match.path_prefix).toBe('/');
+  });
+
+  it('a JSON config error names its line too', () => {
+    const json = '{\n  "listen": [{ "address": "127.0.0.1:6188" }],\n  "upstreams": { "api": { "targets": ["127.0.0.1:9001"] } },\n  "routes": [\n    { "upstream": "nope" }\n  ]\n}\n';
+    expect(problems(json, 'sg.json')).toEqual(['sg.json:5: routes[0].upstream: unknown upstream "nope"']);
+  });
+
+  it('an unknown upstream is reported as file:line: path: message', () => {
+    const text = GOOD.replace('upstream: api', 'upstream: api2');
+    expect(problems(text)).toEqual(['sg.yaml:10: routes[0].upstream: unknown upstream "api2"']);
+  });
+
+  it('an unknown key is reported on its own line', () => {
+    const text = GOOD.replace('    timeouts:', '    timeout: 5s\n    timeouts:');
+    const p = problems(text);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^sg\.yaml:6: upstreams\.api: .*timeout/);
+  });
+
+  it('a bad duration names the field and the accepted forms', () => {
+    const text = GOOD.replace('read: 2s', 'read: 2 seconds');
+    const p = problems(text);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^sg\.yaml:6: upstreams\.api\.timeouts\.read: invalid duration "2 seconds"/);
+  });
+
+  it('a YAML syntax error gives file:line', () => {
+    const p = problems('listen:\n  - address: 127.0.0.1:6188\nroutes: [\n  { upstream: a\n');
+    expect(p.length).toBeGreaterThanOrEqual(1);
+    expect(p[0]).toMatch(/^sg\.yaml:\d+: /);
+  });
+
+  it('a duplicate key is a YAML error with its line', () => {
+    const p = problems('listen:\n  - address: 127.0.0.1:6188\nworkers: 1\nworkers: 2\nroutes: [{}]\n');
+    expect(p[0]).toMatch(/^sg\.yaml:4: /);
+  });
+
+  it('every problem is reported at once, in line order', () => {
+    const text = `workers: many
+listen:
+  - address: nowhere
+limits:
+  max_header_size: huge
+upstreams:
+  api:
+    targets: []
+routes:
+  - upstream: ghost
+    tenant: nobody
+    match: { path_prefix: v1, methods: [get] }
+`;
+    const p = problems(text);
+    expect(p.length).toBeGreaterThanOrEqual(7);
+    for (const line of p) expect(line).toMatch(/^sg\.yaml:\d+: \S/);
+    const lines = p.map((l) => Number(/^sg\.yaml:(\d+):/.exec(l)![1]));
+    expect(lines).toEqual([...lines].sort((a, b) => a - b));
+    const text2 = p.join('\n');
+    expect(text2).toContain('sg.yaml:1: workers:');
+    expect(text2).toContain('sg.yaml:3: listen[0].address: expected host:port');
+    expect(text2).toContain('sg.yaml:5: limits.max_header_size: invalid size "huge"');
+    expect(text2).toContain('sg.yaml:8: upstreams.api.targets: an upstream needs at least one target');
+    expect(text2).toContain('sg.yaml:10: routes[0].upstream: unknown upstream "ghost"');
+    expect(text2).toContain('sg.yaml:11: routes[0].tenant: unknown tenant "nobody"');
+    expect(text2).toContain('sg.yaml:12: routes[0].match.path_prefix: path_prefix must start with /');
+  });
+
+  it('a missing file is a ConfigError that names it', async () => {
+    await expect(loadConfig('/nonexistent/sg.yaml')).rejects.toThrow(/\/nonexistent\/sg\.yaml:0: cannot read config/);
+  });
+
+  it('relative paths resolve against the config file folder', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-unit-'));
+    const file = path.join(dir, 'sg.yaml');
+    writeFileSync(file, GOOD + 'tenants:\n  acme: { scripts: tenants/acme }\n');
+    const { config, baseDir } = await loadConfig(file);
+    expect(baseDir).toBe(dir);
+    expect(config.tenants.acme!.scripts).toBe(path.join(dir, 'tenants/acme'));
+  });
+});
