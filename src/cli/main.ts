@@ -31,6 +31,11 @@ Environment: LOG_LEVEL overrides the config's log.level.
 `;
 
 
+/** scriptgate's version (from package.json). */
+export function version(): string {
+  return VERSION;
+}
+
 function fail(message: string, code = 1): never {
   process.stderr.write(message.endsWith('\n') ? message : message + '\n');
   process.exit(code);

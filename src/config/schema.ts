@@ -128,6 +128,8 @@ export const configSchema = z
         access_log: z.boolean().default(true),
       })
       .prefault({}),
+    /** Hot reload: watch the config file and script folders (debounced); SIGHUP and POST /reload always work. */
+    reload: z.strictObject({ watch: z.boolean().default(true), debounce: duration.default(200) }).prefault({}),
     upstreams: z.record(z.string(), upstream).default({}),
     tenants: z.record(z.string(), tenant).default({}),
     routes: z.array(route).min(1, 'at least one route is needed'),

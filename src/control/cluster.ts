@@ -15,6 +15,7 @@ import { startAdmin } from './admin.ts';
 import { VERSION } from '../version.ts';
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
+import { scriptFolders, watchForChanges } from './watch.ts';
 
 const startedAt = new Date();
 
@@ -64,6 +65,12 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   process.on('SIGTERM', () => stop(true));
   process.on('SIGINT', () => stop(false));
   process.on('SIGHUP', () => void doReload());
+  if (!cluster.isWorker && loaded.config.reload.watch) {
+    watchForChanges(loaded.file, scriptFolders(loaded.config), loaded.config.reload.debounce, (what) => {
+      logger.info({ changed: what }, 'change seen; reloading');
+      void doReload();
+    }, logger);
+  }
   if (cluster.isWorker) {
     process.on('message', (msg: ReloadRequest) => {
       if (msg?.type !== 'scriptgate:reload') return;
@@ -143,6 +150,12 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       for (const w of workers) w.send({ type: 'scriptgate:reload', id } satisfies ReloadRequest);
     });
   process.on('SIGHUP', () => void reloadAll());
+  if (loaded.config.reload.watch) {
+    watchForChanges(loaded.file, scriptFolders(loaded.config), loaded.config.reload.debounce, (what) => {
+      logger.info({ changed: what }, 'change seen; reloading every worker');
+      void reloadAll();
+    }, logger);
+  }
 
   let listening = 0;
   cluster.on('message', (_w, msg: { type?: string; ports?: number[] } | ReloadReply) => {

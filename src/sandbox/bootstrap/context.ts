@@ -109,6 +109,9 @@ function exitHeaders(h: unknown): string[] {
   return out;
 }
 
+/** Largest `ctx.exit()` body (1 MiB); the request-phase result limit leaves room for headers. */
+export const MAX_EXIT_BODY = 1 << 20;
+
 function latin1(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
@@ -116,10 +119,13 @@ function latin1(bytes: Uint8Array): string {
 }
 
 /** The bytes of a body given as string or Uint8Array, for the wire. */
-export function bodyToWire(body: unknown, what: string): { data: string; binary: boolean } {
+export function bodyToWire(body: unknown, what: string, limit: number = MAX_EXIT_BODY): { data: string; binary: boolean } {
   if (body === undefined || body === null) return { data: '', binary: false };
   if (typeof body === 'string') return { data: body, binary: false };
-  if (body instanceof Uint8Array) return { data: latin1(body), binary: true };
+  if (body instanceof Uint8Array) {
+    if (body.byteLength > limit) throw new RangeError(`${what}: ${body.byteLength} bytes is larger than ${limit}`);
+    return { data: latin1(body), binary: true };
+  }
   throw new TypeError(`${what}: body must be a string or Uint8Array, got ${typeof body}`);
 }
 
@@ -183,6 +189,7 @@ export class Ctx {
     const st = check.exitStatus(status);
     const headers = exitHeaders(opts?.headers);
     const body = bodyToWire(opts?.body, 'ctx.exit()');
+    if (body.data.length > MAX_EXIT_BODY) throw new RangeError(`ctx.exit(): body of ${body.data.length} bytes is larger than ${MAX_EXIT_BODY}`);
     s.exit = { status: st, headers, body: body.data, binary: body.binary };
   }
 

@@ -152,7 +152,7 @@ function body(sid: number, init: string, record: string, chunk: string, eof: boo
       if (ret.length > limit) {
         throw new ScriptResultError(`${s.route.keys[PHASE_ID.body_filter]} returned ${ret.length} characters/bytes for a ${chunk.length}-character chunk (limit ${WIRE_LIMITS.bodyFactor}× + ${WIRE_LIMITS.bodySlack})`);
       }
-      const wire = bodyToWire(ret, 'body_filter');
+      const wire = bodyToWire(ret, 'body_filter', limit);
       tag = wire.binary ? 'b' : 't';
       data = wire.data;
     }

@@ -9,6 +9,13 @@ const NO_CTL = /^[^\x00-\x1f\x7f]*$/;
 const PATH = /^\/[^\x00-\x20\x7f#?]*$/;
 const QUERY = /^[^\x00-\x20\x7f#]*$/;
 const REDIRECT_STATUS = [301, 302, 303, 307, 308];
+/** Longest header value, path, query or URL accepted (checked before any regex touches the string). */
+export const MAX_FIELD = 64 * 1024;
+
+function capped(v: string, what: string): string {
+  if (v.length > MAX_FIELD) throw new RangeError(`${what} is ${v.length} characters long (limit ${MAX_FIELD})`);
+  return v;
+}
 
 function show(v: unknown): string {
   const s = typeof v === 'string' ? JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v) : String(v);
@@ -16,32 +23,32 @@ function show(v: unknown): string {
 }
 
 export function headerName(name: unknown): string {
-  const n = typeof name === 'string' ? name.toLowerCase() : '';
+  const n = typeof name === 'string' && name.length <= 256 ? name.toLowerCase() : '';
   if (!TOKEN.test(n)) throw new TypeError(`invalid header name ${show(name)}`);
   return n;
 }
 
 export function headerValue(name: string, value: unknown): string {
   if (typeof value !== 'string' && typeof value !== 'number') throw new TypeError(`header ${name}: value must be a string, got ${typeof value}`);
-  const v = String(value);
+  const v = capped(String(value), `header ${name}`);
   if (!NO_CTL.test(v.replace(/\t/g, ' '))) throw new TypeError(`header ${name}: value contains CR, LF or another control character`);
   return v;
 }
 
 export function method(v: unknown): string {
-  if (typeof v !== 'string' || !TOKEN.test(v)) throw new TypeError(`invalid method ${show(v)}`);
+  if (typeof v !== 'string' || v.length > 32 || !TOKEN.test(v)) throw new TypeError(`invalid method ${show(v)}`);
   return v.toUpperCase();
 }
 
 export function path(v: unknown): string {
-  if (typeof v !== 'string' || !PATH.test(v)) throw new TypeError(`invalid path ${show(v)}: must start with / and contain no spaces, control characters, ? or #`);
+  if (typeof v !== 'string' || !PATH.test(capped(v, 'path'))) throw new TypeError(`invalid path ${show(v)}: must start with / and contain no spaces, control characters, ? or #`);
   return v;
 }
 
 export function query(v: unknown): string {
   let q = typeof v === 'string' ? v : '';
   if (q.startsWith('?')) q = q.slice(1);
-  if (typeof v !== 'string' || !QUERY.test(q)) throw new TypeError(`invalid query ${show(v)}: no spaces, control characters or #`);
+  if (typeof v !== 'string' || !QUERY.test(capped(q, 'query'))) throw new TypeError(`invalid query ${show(v)}: no spaces, control characters or #`);
   return q;
 }
 
@@ -56,6 +63,6 @@ export function redirectStatus(v: unknown): number {
 }
 
 export function redirectUrl(v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0 || !NO_CTL.test(v)) throw new TypeError(`invalid redirect URL ${show(v)}: a non-empty string without CR, LF or control characters`);
+  if (typeof v !== 'string' || v.length === 0 || !NO_CTL.test(capped(v, 'redirect URL'))) throw new TypeError(`invalid redirect URL ${show(v)}: a non-empty string without CR, LF or control characters`);
   return v;
 }
