@@ -1,0 +1,285 @@
+/**
+ * The `scriptgate` command as a user runs it: a spawned `node --no-node-snapshot bin/scriptgate.js`
+ * with a temp config, talking to origins on loopback. Every child is killed by its PID after the test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { request, startOrigin, writeConfig, type Origin } from '../helpers/servers.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.join(ROOT, 'bin/scriptgate.js');
+const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+interface Cli {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Parsed JSON lines of stdout so far. */
+  lines: () => Array<Record<string, unknown>>;
+  /** Resolves once `pred` holds for stdout's JSON lines (checked on every chunk), rejects after `ms`. */
+  waitFor: (pred: (lines: Array<Record<string, unknown>>) => boolean, ms?: number) => Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Cli {
+  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const listeners = new Set<() => void>();
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (const l of listeners) l();
+  });
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      for (const l of listeners) l();
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  const lines = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  onTestFinished(async () => {
+    // Worker pids come from the log lines; a cluster's workers also exit when their primary does.
+    const pids = new Set<number>([child.pid!, ...lines().map((l) => l.pid as number).filter((p) => typeof p === 'number')]);
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(child.pid!, 'SIGKILL');
+      await exited;
+    }
+    for (const pid of pids) if (pid !== child.pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    lines,
+    exited,
+    waitFor: (pred, ms = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (pred(lines())) {
+            clearTimeout(timer);
+            listeners.delete(check);
+            resolve();
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            clearTimeout(timer);
+            listeners.delete(check);
+            reject(new Error(`scriptgate exited (${child.exitCode ?? child.signalCode}) before the expected output\nstdout: ${out}\nstderr: ${err}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`timed out waiting for output\nstdout: ${out}\nstderr: ${err}`));
+        }, ms);
+        listeners.add(check);
+        check();
+      }),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function proxyConfig(port: number, origin: Origin, workers = 1, dead = 1): string {
+  return `workers: ${workers}\nlisten:\n  - address: 127.0.0.1:${port}\nupstreams:\n  up: { targets: ["${origin.address}"] }\n  dead: { targets: ["127.0.0.1:${dead}"] }\nroutes:\n  - name: main\n    match: { path_prefix: /, methods: [GET, HEAD, POST] }\n    upstream: up\n  - name: broken\n    match: { path_prefix: /dead/ }\n    upstream: dead\n`;
+}
+
+const msg = (m: string) => (lines: Array<Record<string, unknown>>) => lines.some((l) => l.msg === m);
+const accessLines = (c: Cli) => c.lines().filter((l) => l.msg === 'access');
+
+/** Starts `scriptgate start` and waits for its listening line. */
+async function startCli(origin: Origin, workers = 1, env: Record<string, string> = {}, dead = 1) {
+  const port = await freePort();
+  const file = writeConfig(proxyConfig(port, origin, workers, dead));
+  const c = cli(['start', '-c', file], env);
+  await c.waitFor(msg(workers > 1 ? 'all workers listening' : 'scriptgate listening'));
+  return { c, port };
+}
+
+describe('scriptgate CLI', () => {
+  it('--version prints the package version', async () => {
+    const c = cli(['--version']);
+    const { code } = await c.exited;
+    expect(code).toBe(0);
+    expect(c.stdout().trim()).toBe(`scriptgate ${VERSION}`);
+  });
+
+  it('--help prints usage with every command', async () => {
+    const c = cli(['--help']);
+    const { code } = await c.exited;
+    expect(code).toBe(0);
+    for (const word of ['start', 'check', '--version', '--help', 'SIGTERM']) expect(c.stdout()).toContain(word);
+  });
+
+  it('check -c good.yaml exits 0', async () => {
+    const origin = await startOrigin();
+    const file = writeConfig(proxyConfig(6188, origin));
+    const c = cli(['check', '-c', file]);
+    const { code } = await c.exited;
+    expect(c.stderr()).toBe('');
+    expect(code).toBe(0);
+    expect(c.stdout()).toContain('test is successful');
+  });
+
+  it('check -c bad.yaml exits 1 with one file:line: line per problem on stderr', async () => {
+    const file = writeConfig('listen:\n  - address: 127.0.0.1:6188\nupstreams:\n  up: { targets: ["127.0.0.1:1"], timeouts: { read: soon } }\nroutes:\n  - upstream: ghost\n    bogus: 1\n');
+    const c = cli(['check', '-c', file]);
+    const { code } = await c.exited;
+    expect(code).toBe(1);
+    const lines = c.stderr().trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const l of lines) expect(l.startsWith(`${file}:`), l).toBe(true);
+    expect(lines[0]).toMatch(/:4: upstreams\.up\.timeouts\.read: invalid duration "soon"/);
+    expect(lines.join('\n')).toMatch(/:6: routes\[0\]\.upstream: unknown upstream "ghost"/);
+    expect(lines.join('\n')).toMatch(/:7: routes\[0\]: .*bogus/);
+  });
+
+  // One cluster serves both checks: spawning one costs seconds.
+  it('start with workers: 2 serves from two worker pids; SIGTERM lets an in-flight slow request finish with 200, then exits 0', async () => {
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => (arrived = r));
+    const origin = await startOrigin((req, res) => {
+      if (req.url !== '/slow') return res.end('ok');
+      arrived();
+      setTimeout(() => res.end('slow but whole'), 300);
+    });
+    const { c, port } = await startCli(origin, 2);
+    const pids = () => new Set(accessLines(c).map((l) => l.pid));
+    let sent = 0;
+    for (let batch = 0; batch < 20 && pids().size < 2; batch++) {
+      const results = await Promise.all(Array.from({ length: 16 }, (_, i) => request(port, { path: `/b${batch}/${i}` })));
+      for (const r of results) expect(r.status).toBe(200);
+      sent += results.length;
+      await c.waitFor(() => accessLines(c).length >= sent, 5000);
+    }
+    expect(pids().size).toBe(2);
+    expect(pids().has(c.child.pid)).toBe(false);
+
+    const pending = request(port, { path: '/slow' });
+    await inFlight;
+    const t0 = Date.now();
+    process.kill(c.child.pid!, 'SIGTERM');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('slow but whole');
+    const { code, at } = await c.exited;
+    expect(code).toBe(0);
+    expect(at - t0).toBeLessThan(5000);
+    await expect(request(port)).rejects.toThrow(/ECONNREFUSED|ECONNRESET/);
+  });
+
+  it('LOG_LEVEL=warn silences the access log; SIGINT exits promptly even with a request in flight', async () => {
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => (arrived = r));
+    const origin = await startOrigin((req, res) => {
+      if (req.url === '/stuck') return arrived(); // never answers
+      res.end('ok');
+    });
+    const port = await freePort();
+    const c = cli(['start', '-c', writeConfig(proxyConfig(port, origin))], { LOG_LEVEL: 'warn' });
+    // No info line announces readiness at warn: poll the port (bounded).
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const ok = await new Promise<boolean>((r) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          r(true);
+        });
+        s.on('error', () => r(false));
+      });
+      if (ok) break;
+      if (Date.now() > deadline || c.child.exitCode !== null) throw new Error(`scriptgate did not listen in time: ${c.stderr()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await request(port)).status).toBe(200);
+    const pending = request(port, { path: '/stuck' }).catch((e: Error) => e);
+    await inFlight;
+    const t0 = Date.now();
+    process.kill(c.child.pid!, 'SIGINT');
+    const { at } = await c.exited;
+    expect(at - t0).toBeLessThan(1500);
+    expect(await pending).toBeInstanceOf(Error);
+    expect(accessLines(c)).toHaveLength(0);
+  });
+});
+
+describe('access log', () => {
+  it('one JSON line per request (pid, method, path, status, bytes, ms, route, upstream, reqId = the x-request-id the origin saw), 404 and 502 included; SIGTERM with a slow request in flight (workers: 1) completes it and exits 0', async () => {
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => (arrived = r));
+    const origin = await startOrigin((req, res, body) => {
+      if (req.url === '/slow') {
+        arrived();
+        return void setTimeout(() => res.end('slow but whole'), 300);
+      }
+      res.end(`seen ${req.method} ${req.url} ${body.length}`);
+    });
+    const dead = await freePort();
+    const { c, port } = await startCli(origin, 1, {}, dead);
+    const sent: Array<{ method: string; path: string; status: number; bytes: number }> = [];
+    for (const [method, p] of [['GET', '/a?x=1'], ['POST', '/b'], ['GET', '/c']] as const) {
+      const res = await request(port, { method, path: p, ...(method === 'POST' ? { body: 'data' } : {}) });
+      sent.push({ method, path: p, status: res.status, bytes: res.body.length });
+    }
+    // A request with its own valid x-request-id keeps it.
+    await request(port, { path: '/d', headers: { 'x-request-id': 'client-chosen-id-1' } });
+    expect((await request(port, { path: '/nothing/x', method: 'DELETE' })).status).toBe(404);
+    expect((await request(port, { path: '/dead/x' })).status).toBe(502);
+    await c.waitFor(() => accessLines(c).length >= 6, 5000);
+    const lines = accessLines(c);
+    expect(lines).toHaveLength(6);
+    for (let i = 0; i < 3; i++) {
+      const l = lines[i]!;
+      expect(l).toMatchObject({ pid: c.child.pid, method: sent[i]!.method, path: sent[i]!.path, status: 200, bytes: sent[i]!.bytes, route: 'main', upstream: origin.address });
+      expect(typeof l.ms).toBe('number');
+      expect(typeof l.reqId).toBe('string');
+      expect(l.reqId).toBe(origin.seen[i]!.headers['x-request-id']);
+    }
+    expect(lines[3]!.reqId).toBe('client-chosen-id-1');
+    expect(origin.seen[3]!.headers['x-request-id']).toBe('client-chosen-id-1');
+    expect(lines[4]).toMatchObject({ method: 'DELETE', path: '/nothing/x', status: 404 });
+    expect(lines[4]!.upstream).toBeUndefined();
+    expect(lines[5]).toMatchObject({ path: '/dead/x', status: 502, route: 'broken', upstream: `127.0.0.1:${dead}` });
+    expect(new Set(lines.map((l) => l.reqId)).size).toBe(6);
+
+    const pending = request(port, { path: '/slow' });
+    await inFlight;
+    process.kill(c.child.pid!, 'SIGTERM');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('slow but whole');
+    expect((await c.exited).code).toBe(0);
+    expect(accessLines(c).at(-1)).toMatchObject({ path: '/slow', status: 200 });
+  });
+});
