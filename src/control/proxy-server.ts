@@ -8,6 +8,7 @@
  *   const server = await ProxyServer.start(loaded, logger);
  *   console.log(server.ports); // bound ports, in config order
  */
+import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { Listener } from '../core/listener.ts';
@@ -38,12 +39,15 @@ export class ProxyServer {
     );
   }
 
-  /** Builds the first generation and binds every listener. Throws ConfigError or a listen error. */
-  static async start(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
+  /**
+   * Builds the first generation and binds every listener (or takes over `inherited` listening
+   * sockets, in config order, during a zero-downtime upgrade). Throws ConfigError or a listen error.
+   */
+  static async start(loaded: LoadedConfig, logger: Logger, inherited: Array<Server | undefined> = []): Promise<ProxyServer> {
     const gen = await buildGeneration(loaded, logger);
     const server = new ProxyServer(gen, logger);
     try {
-      for (const l of server.listeners) server.ports.push(await l.listen());
+      for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(inherited[i]));
     } catch (err) {
       await server.shutdown(false);
       throw err;

@@ -96,12 +96,17 @@ export class Listener {
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   }
 
-  /** Starts listening; resolves with the bound port (the config may say port 0). */
-  listen(): Promise<number> {
+  /**
+   * Starts listening; resolves with the bound port (the config may say port 0). With `inherited`
+   * (a listening server handed over by the process being replaced) it accepts on that socket
+   * instead of binding a new one.
+   */
+  listen(inherited?: import('node:net').Server): Promise<number> {
     const { host, port } = parseHostPort(this.#opts.config.address)!;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
+      const target = inherited ?? { host, port, backlog: 4096 };
+      this.server.listen(target, () => {
         this.server.off('error', reject);
         resolve((this.server.address() as { port: number }).port);
       });
