@@ -4,7 +4,8 @@
 import { get } from './net.js';
 import { stop } from './procs.js';
 import { runWrk } from './wrk.js';
-import { cpuSnapshot, cpuSecondsBetween, startRssSampler } from './proc-stat.js';
+import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, CLK_TCK } from './proc-stat.js';
+import os from 'node:os';
 import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
 
 const MiB = 1024;
@@ -48,13 +49,23 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort }
     const stBefore = await nginxStatus(originPort);
     const pBefore = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oBefore = cpuSnapshot(originPid);
+    const sysBefore = systemBusyTicks();
+    const selfBefore = selfTicks();
+    const t0 = Date.now();
     const w = await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.duration });
     const pAfter = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oAfter = cpuSnapshot(originPid);
+    const sysAfter = systemBusyTicks();
+    const selfAfter = selfTicks();
+    const windowS = (Date.now() - t0) / 1000;
     const stAfter = await nginxStatus(originPort);
     const proxyCpu = proxyPid ? cpuSecondsBetween(pBefore, pAfter) : null;
     const originCpu = cpuSecondsBetween(oBefore, oAfter);
     const mem = rss?.stop();
+    // CPU used by processes that are not part of the measurement (other jobs on the machine):
+    // everything the kernel counted minus proxy, origin, and this harness with wrk.
+    const harnessS = (selfAfter - selfBefore) / CLK_TCK;
+    const otherCpuS = (sysAfter - sysBefore) / CLK_TCK - (proxyCpu?.cpuS ?? 0) - originCpu.cpuS - harnessS;
     const out = {
       rps: w.rps,
       requests: w.requests,
@@ -64,6 +75,9 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort }
       socketErrors: w.socketErrors,
       proxyCpuS: proxyCpu ? proxyCpu.cpuS : null,
       originCpuS: originCpu.cpuS,
+      wrkAndHarnessCpuS: harnessS,
+      otherCpuS: Math.max(0, otherCpuS),
+      otherLoad: Math.max(0, otherCpuS) / (windowS * os.cpus().length),
       rpsPerCpu: proxyCpu && proxyCpu.cpuS > 0 ? w.requests / proxyCpu.cpuS : null,
       cpuSPer10k: proxyCpu ? (proxyCpu.cpuS / w.requests) * 1e4 : null,
       peakRssMiB: mem ? mem.peakSumKiB / MiB : null,
@@ -83,7 +97,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort }
 /** Median of every numeric field over repetitions (the object keeps the reps too). */
 function combine(reps) {
   if (reps.length === 1) return { ...reps[0], reps };
-  const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'upstreamNewConns', 'upstreamRequests'];
+  const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'otherCpuS', 'otherLoad', 'upstreamNewConns', 'upstreamRequests'];
   const out = { ...reps[0], reps };
   for (const k of keys) out[k] = reps[0][k] === null ? null : median(reps.map((r) => r[k]));
   out.non2xx = reps.reduce((s, r) => s + (r.non2xx || 0), 0);

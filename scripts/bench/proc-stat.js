@@ -155,3 +155,22 @@ export function startRssSampler(root, intervalMs = 200) {
     },
   };
 }
+
+/**
+ * CPU ticks spent by everyone, all cores (/proc/stat: user+nice+system+steal; interrupt and
+ * softirq time, which loopback traffic produces and no process is charged for, left out).
+ */
+export function systemBusyTicks() {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    return f[0] + f[1] + f[2] + (f[7] || 0);
+  } catch {
+    return NaN;
+  }
+}
+
+/** This process's own CPU ticks plus those of its reaped children (wrk, once it has exited). */
+export function selfTicks() {
+  const st = readStat(process.pid);
+  return st ? st.utime + st.stime + st.cutime + st.cstime : NaN;
+}

@@ -22,17 +22,17 @@ function table(head, rows, alignRight) {
 }
 
 export function renderTable(rows) {
-  const head = ['row', 'path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU-s', 'req/CPU-s', 'ref', 'CPU-s/10k req', 'peak RSS MiB', 'max proc HWM', 'new upstream conns'];
-  const right = [false, false, true, true, true, true, true, true, true, true, true, true, true];
+  const head = ['row', 'path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU-s', 'req/CPU-s', 'ref', 'CPU-s/10k req', 'peak RSS MiB', 'max proc HWM', 'new upstream conns', 'other CPU'];
+  const right = [false, false, true, true, true, true, true, true, true, true, true, true, true, true];
   const out = [];
   for (const r of rows) {
     if (r.status !== 'ok') {
-      out.push([r.label, '', 'failed*', '', '', '', '', '', '', '', '', '', '']);
+      out.push([r.label, '', 'failed*', '', '', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     for (const [p, m] of Object.entries(r.results)) {
       if (m.error) {
-        out.push([r.label, p, 'failed*', '', '', '', '', '', '', '', '', '', '']);
+        out.push([r.label, p, 'failed*', '', '', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const se = m.socketErrors ?? {};
@@ -52,6 +52,7 @@ export function renderTable(rows) {
         m.peakRssMiB == null ? '–' : fmt(m.peakRssMiB, 1),
         m.maxHwmMiB == null ? '–' : fmt(m.maxHwmMiB, 1),
         `${m.upstreamNewConns} / ${m.upstreamRequests}`,
+        Number.isFinite(m.otherLoad) ? `${(m.otherLoad * 100).toFixed(0)}%` : '–',
       ]);
     }
   }
@@ -160,6 +161,7 @@ export function renderWarnings(rows) {
       const se = m.socketErrors ?? {};
       if (m.non2xx) w.push(`${r.label} ${p}: ${m.non2xx} non-2xx/3xx responses`);
       if (se.connect || se.read || se.write || se.timeout) w.push(`${r.label} ${p}: socket errors connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`);
+      if (m.otherLoad > 0.1) w.push(`${r.label} ${p}: other processes used ${(m.otherLoad * 100).toFixed(0)}% of the machine's CPU during the run (${m.otherCpuS.toFixed(1)} CPU-s): figures are noisy`);
       if (r.id !== 'direct' && m.upstreamNewConns > Math.max(128, m.requests * 0.01)) {
         w.push(`${r.label} ${p}: ${m.upstreamNewConns} new upstream connections for ${m.requests} requests: upstream keep-alive is not reused`);
       }
