@@ -18,6 +18,8 @@ export interface AdminOptions {
   reload: () => Promise<ReloadResult>;
   metrics: () => Promise<string>;
   metricsContentType: string;
+  /** A listening socket inherited from the process being replaced (zero-downtime upgrade). */
+  inherited?: import('node:net').Server;
 }
 
 function digest(s: string): Buffer {
@@ -62,7 +64,8 @@ export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
   const { host, port } = parseHostPort(opts.address)!;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    if (opts.inherited) server.listen(opts.inherited, () => resolve());
+    else server.listen(port, host, () => resolve());
   });
   opts.logger.info({ admin: `${host}:${(server.address() as { port: number }).port}` }, 'admin listening');
   return server;

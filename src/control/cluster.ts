@@ -16,6 +16,7 @@ import { VERSION } from '../version.ts';
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
 import { scriptFolders, watchForChanges } from './watch.ts';
+import { handOver, receiveHandles } from './upgrade.ts';
 
 const startedAt = new Date();
 
@@ -41,7 +42,9 @@ function countReload(result: ReloadResult): ReloadResult {
 
 /** Runs the proxy in this process until SIGTERM (drain) or SIGINT (fast); resolves once listening. */
 export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
-  const server = await ProxyServer.start(loaded, logger);
+  const inherited = cluster.isWorker ? { listeners: [] } : await receiveHandles();
+  const server = await ProxyServer.start(loaded, logger, inherited.listeners);
+  let adminServer: import('node:http').Server | undefined;
   const reload = createReloader(server, loaded.file, logger);
   let lastReload: ReloadResult | undefined;
   const doReload = async () => {
@@ -65,6 +68,17 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   process.on('SIGTERM', () => stop(true));
   process.on('SIGINT', () => stop(false));
   process.on('SIGHUP', () => void doReload());
+  if (!cluster.isWorker) {
+    process.on('SIGUSR2', () => {
+      if (stopping) return;
+      void handOver(server.listeners.map((l) => l.server), adminServer, logger).then((ok) => {
+        if (ok) {
+          adminServer?.close();
+          stop(true);
+        }
+      });
+    });
+  }
   if (!cluster.isWorker && loaded.config.reload.watch) {
     watchForChanges(loaded.file, scriptFolders(loaded.config), loaded.config.reload.debounce, (what) => {
       logger.info({ changed: what }, 'change seen; reloading');
@@ -78,7 +92,8 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     });
   } else if (loaded.config.admin) {
     collectProcessMetrics();
-    await startAdmin({
+    adminServer = await startAdmin({
+      inherited: inherited.admin,
       address: loaded.config.admin.address,
       token: loaded.config.admin.token,
       logger,

@@ -83,6 +83,8 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
           },
           () => {
             problems.push(`${where()}: script not found: ${displayPath(file)}`);
+            // not bundled, so esbuild does not report it a second time
+            plan.scripts.delete(key);
           },
         ),
       );

@@ -1,0 +1,77 @@
+/**
+ * Zero-downtime upgrade of a single-process scriptgate (nginx's USR2, Pingora's graceful upgrade):
+ * on SIGUSR2 the running process starts a new one from the code now on disk, with the same
+ * arguments, and hands it its listening sockets over IPC. Once the new process accepts on them the
+ * old one stops accepting, finishes its in-flight requests and exits; no connection is refused
+ * because the sockets never close. If the new process fails to start, the old one keeps serving.
+ * (A cluster instead replaces its workers one by one: see cluster.ts.)
+ */
+import { spawn } from 'node:child_process';
+import type { Server } from 'node:net';
+import type { Logger } from 'pino';
+
+export const UPGRADE_ENV = 'SCRIPTGATE_UPGRADE';
+
+interface HandleMessage {
+  type: 'scriptgate:handle';
+  kind: 'listener' | 'admin';
+  index: number;
+}
+
+/**
+ * Old side. Starts the successor and hands it `listeners` (config order) and `admin`. Resolves
+ * true once the successor is listening (the caller then drains and exits), false if it failed.
+ */
+export function handOver(listeners: Server[], admin: Server | undefined, logger: Logger): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [UPGRADE_ENV]: '1' },
+    });
+    logger.info({ successor: child.pid }, 'upgrade: started the new process; handing over listening sockets');
+    let settled = false;
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      resolve(ok);
+    };
+    child.on('message', (msg: { type?: string }) => {
+      if (msg?.type === 'scriptgate:upgrade-ready') {
+        listeners.forEach((server, index) => child.send({ type: 'scriptgate:handle', kind: 'listener', index } satisfies HandleMessage, server));
+        if (admin) child.send({ type: 'scriptgate:handle', kind: 'admin', index: 0 } satisfies HandleMessage, admin);
+        child.send({ type: 'scriptgate:handles-done' });
+      } else if (msg?.type === 'scriptgate:listening') {
+        logger.info({ successor: child.pid }, 'upgrade: the new process is serving; draining and exiting');
+        child.disconnect();
+        child.unref();
+        settle(true);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (!settled) logger.error({ code, signal }, 'upgrade: the new process exited before serving; this process keeps serving');
+      settle(false);
+    });
+  });
+}
+
+/** New side: when started by `handOver`, receives the listening sockets; otherwise resolves empty. */
+export function receiveHandles(): Promise<{ listeners: Server[]; admin?: Server }> {
+  if (!process.env[UPGRADE_ENV] || !process.send) return Promise.resolve({ listeners: [] });
+  delete process.env[UPGRADE_ENV];
+  return new Promise((resolve) => {
+    const listeners: Server[] = [];
+    let admin: Server | undefined;
+    const onMessage = (msg: HandleMessage | { type: string }, handle?: Server) => {
+      if (msg.type === 'scriptgate:handle' && handle) {
+        const m = msg as HandleMessage;
+        if (m.kind === 'listener') listeners[m.index] = handle;
+        else admin = handle;
+      } else if (msg.type === 'scriptgate:handles-done') {
+        process.off('message', onMessage);
+        resolve({ listeners, admin });
+      }
+    };
+    process.on('message', onMessage);
+    process.send!({ type: 'scriptgate:upgrade-ready' });
+  });
+}
