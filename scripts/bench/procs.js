@@ -19,7 +19,7 @@ const running = new Map();
 export function start(name, cmd, args, { cwd, env, logFile, capture = false } = {}) {
   let fd = 'ignore';
   if (capture) fd = 'pipe';
-  else if (logFile) fd = openSync(logFile, 'a');
+  else if (logFile) fd = openSync(logFile, 'w');
   const child = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', fd, fd], detached: false });
   if (typeof fd === 'number') closeSync(fd);
   const entry = { name, child, exited: false, code: null, signal: null, out: '', err: '' };

@@ -10,9 +10,13 @@ import { writeScriptgateConfig } from './scriptgate-config.js';
 const PLAIN_PATHS = ['/small', '/64k'];
 const API_PATHS = ['/api/small', '/api/64k'];
 
-function tail(file, n = 5) {
+/** The most telling lines of a log: the first error-looking line, then the last few. */
+function tail(file, n = 3) {
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ').slice(0, 600);
+    const lines = readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.trim());
+    const err = lines.find((l) => /error|cannot|failed|fatal/i.test(l) && !/^\s+at /.test(l));
+    const last = lines.slice(-n).filter((l) => l !== err);
+    return [err, ...last].filter(Boolean).join(' | ').slice(0, 600);
   } catch {
     return '';
   }
