@@ -124,7 +124,9 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   // Let the kernel hand connections to workers directly (the primary does not proxy accepts).
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1' });
+  const retiring = new Set<number>();
   cluster.on('exit', (worker, code, signal) => {
+    if (retiring.delete(worker.id)) return;
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         logger.info('all workers exited');
@@ -172,9 +174,44 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     }, logger);
   }
 
+  /**
+   * SIGUSR2: rolling restart. Each worker in turn is replaced by a fresh one (new code from disk);
+   * the old one is told to drain only once its successor is listening, so a socket is always served.
+   */
+  let restarting = false;
+  const rollingRestart = async () => {
+    if (restarting || stopping) return;
+    restarting = true;
+    const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    logger.info({ workers: old.length }, 'rolling restart of workers');
+    for (const w of old) {
+      const fresh = fork();
+      const ok = await new Promise<boolean>((resolve) => {
+        const onMsg = (msg: { type?: string }) => {
+          if (msg?.type !== 'scriptgate:listening') return;
+          fresh.off('message', onMsg);
+          resolve(true);
+        };
+        fresh.on('message', onMsg);
+        fresh.once('exit', () => resolve(false));
+      });
+      if (!ok) {
+        logger.error('rolling restart: a new worker failed to start; keeping the old ones');
+        break;
+      }
+      retiring.add(w.id);
+      const exited = new Promise((r) => w.once('exit', r));
+      w.process.kill('SIGTERM');
+      await exited;
+    }
+    restarting = false;
+    logger.info('rolling restart done');
+  };
+  process.on('SIGUSR2', () => void rollingRestart());
+
   let listening = 0;
   cluster.on('message', (_w, msg: { type?: string; ports?: number[] } | ReloadReply) => {
-    if (msg?.type === 'scriptgate:listening' && ++listening === n) {
+    if (msg?.type === 'scriptgate:listening' && ++listening === n && !restarting) {
       logger.info({ workers: n }, 'all workers listening');
       if (process.send) process.send({ type: 'scriptgate:listening', ports: (msg as { ports?: number[] }).ports });
     }

@@ -4,7 +4,7 @@
  * parser's errors are answered here with 400/408/414/431 and the connection is closed.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { LimitsConfig, ListenerConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
@@ -113,11 +113,19 @@ export class Listener {
     });
   }
 
-  /** Stops accepting; idle keep-alive connections close now, busy ones after their response. */
-  close(): Promise<void> {
+  /**
+   * Stops accepting new connections; resolves when every connection has ended. Connections are not
+   * cut: a busy one closes after its current response (the caller marks responses
+   * `Connection: close` while draining), and a keep-alive connection whose client sends another
+   * request gets it answered the same way. Connections still idle after `idleGraceMs` are closed.
+   * (node's http `server.close()` would close idle connections at once, racing a client that is
+   * just sending its next request; hence net.Server's close.)
+   */
+  close(idleGraceMs = 1000): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      net.Server.prototype.close.call(this.server, () => resolve());
+      const timer = setTimeout(() => this.server.closeIdleConnections(), idleGraceMs);
+      timer.unref();
     });
   }
 }
