@@ -37,10 +37,16 @@ async function startNode(id, args, port, { timeoutMs = 15_000, cwd = REPO } = {}
   return { ...h, port, logFile };
 }
 
+/** Where scriptgate is run from: this repo, or another checkout (BENCH_SCRIPTGATE_ROOT). */
+export function scriptgateRoot() {
+  return path.resolve(process.env.BENCH_SCRIPTGATE_ROOT || REPO);
+}
+
 async function scriptgate(id, ctx, { workers, phases }) {
   const port = await freePort();
   const cfg = writeScriptgateConfig({ dir: path.join(RUN_ROOT, id), port, originPort: ctx.originPort, workers, phases });
-  return startNode(id, ['--no-node-snapshot', path.join(REPO, 'bin', 'scriptgate.js'), 'start', '-c', cfg], port, { timeoutMs: 30_000 });
+  const root = scriptgateRoot();
+  return startNode(id, ['--no-node-snapshot', path.join(root, 'bin', 'scriptgate.js'), 'start', '-c', cfg], port, { timeoutMs: 30_000, cwd: root });
 }
 
 /**

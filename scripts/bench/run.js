@@ -10,7 +10,7 @@ import { installCleanupHandlers, stop, stopAll } from './procs.js';
 import { ensureDeps } from './deps.js';
 import { startNginx, nginxStatus, RUN_ROOT, REPO, referenceDir, SMALL_BODY, body64k } from './nginx.js';
 import { freePort, get } from './net.js';
-import { selectRows } from './rows.js';
+import { selectRows, scriptgateRoot } from './rows.js';
 import { measureRow } from './measure.js';
 import { renderTable, computeRatios, renderRatios, renderWarnings } from './report.js';
 import { parseDurationMs } from './wrk.js';
@@ -60,6 +60,7 @@ async function main() {
 
   const perRow = 2 * (parseDurationMs(env.warmup) + parseDurationMs(env.duration)) * env.repeat / 1000 + 3;
   log(`[bench] reference configs: ${ref}`);
+  if (scriptgateRoot() !== REPO) log(`[bench] scriptgate from ${scriptgateRoot()} (BENCH_SCRIPTGATE_ROOT)`);
   log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((perRow * rows.length) / 60 * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
 
   const origin = await startNginx({ nginxBin, name: 'origin', conf: 'upstream.conf', port: await freePort(), workers: 1, www: { '64k': body64k() } });
@@ -97,6 +98,7 @@ async function main() {
     wrk: { threads: env.threads, connections: env.conns, duration: env.duration, warmup: env.warmup },
     repeat: env.repeat,
     referenceDir: ref,
+    scriptgateRoot: scriptgateRoot(),
     rows: results,
     ratios,
     warnings,
