@@ -108,6 +108,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (url.length > this.#lc.limits.max_uri_size) return this.#local(414, 'PRX_ERR_URI_TOO_LONG');
     const target = parseRequestTarget(url, method);
     if (!target) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'bad request target');
+    // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream might read the last).
+    const raw = req.rawHeaders;
+    let hosts = 0;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+    if (hosts > 1) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'more than one Host header');
     const hostHeader = target.authority ?? req.headers.host ?? '';
     const route = this.#gen.router.match(hostName(hostHeader), target.path === '*' ? '/' : target.path, method);
     if (!route) return this.#local(404, 'PRX_ERR_NO_ROUTE');
@@ -121,6 +126,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
 
     let headers = forwardRawHeaders(req.rawHeaders);
+    // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), for scripts and upstream alike.
+    if (target.authority !== undefined) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers[i + 1] = target.authority;
     let path = target.path;
     let query = target.query;
     let upstreamName = route.config.upstream;

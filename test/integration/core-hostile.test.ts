@@ -253,3 +253,38 @@ routes:
     else expect(status).toBe(400);
   });
 });
+
+describe('Host header smuggling', () => {
+  async function hostRoutes() {
+    const pub = await watchedOrigin('public');
+    const admin = await watchedOrigin('admin');
+    const { port } = await startProxy(`listen:
+  - address: 127.0.0.1:0
+log: { level: silent }
+upstreams:
+  pub: { targets: ["${pub.address}"] }
+  adm: { targets: ["${admin.address}"] }
+routes:
+  - match: { host: public.test }
+    upstream: pub
+  - match: { host: admin.internal }
+    upstream: adm
+`);
+    return { pub, admin, port };
+  }
+
+  it('two Host headers → 400 and no origin sees the request', async () => {
+    const { pub, admin, port } = await hostRoutes();
+    const res = await rawRequest(port, 'GET /x HTTP/1.1\r\nHost: public.test\r\nHost: admin.internal\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(400);
+    expect(pub.connections() + admin.connections()).toBe(0);
+  });
+
+  it('an absolute-form target routes by its authority and sends that authority upstream as Host', async () => {
+    const { pub, admin, port } = await hostRoutes();
+    const res = await rawRequest(port, 'GET http://public.test/x HTTP/1.1\r\nHost: admin.internal\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(admin.seen).toHaveLength(0);
+    expect(pub.seen.map((s) => [s.url, s.headers.host])).toEqual([['/x', 'public.test']]);
+  });
+});
