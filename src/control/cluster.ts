@@ -109,12 +109,12 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
         config: loaded.file,
         generation: { id: server.generation.id, loadedAt: server.generation.loadedAt.toISOString(), activeRequests: server.generation.active },
         routes: server.generation.router.routes.map((r) => ({ name: r.name, match: r.config.match, upstream: r.config.upstream, tenant: r.config.tenant })),
-        upstreams: [...server.generation.upstreams.values()].map((u) => ({ name: u.name, balance: u.config.balance, targets: u.targets.map((t) => ({ address: t.address, weight: t.weight, inFlight: t.inFlight })) })),
+        upstreams: [...server.generation.upstreams.values()].map((u) => u.status()),
         lastReload,
       }),
     });
   }
-  if (process.send) process.send({ type: 'scriptgate:listening', ports: server.ports });
+  if (process.send && process.connected) process.send({ type: 'scriptgate:listening', ports: server.ports }, undefined, {}, () => undefined);
   return server;
 }
 

@@ -10,6 +10,7 @@ import { PHASE_SCRIPT_KEYS, type Config } from '../config/schema.ts';
 import { Router } from '../core/router.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import type { ScriptHost } from '../phases/contract.ts';
+import { CertificateTable } from '../core/tls-certificates.ts';
 
 let nextId = 1;
 
@@ -21,6 +22,8 @@ export class Generation {
   readonly router: Router;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly scripts: ScriptHost | undefined;
+  /** Per listener (config order): its TLS certificates, read from disk when the generation is built. */
+  readonly certificates: ReadonlyArray<CertificateTable | undefined>;
   readonly logger: Logger;
   #active = 0;
   #retired = false;
@@ -31,7 +34,13 @@ export class Generation {
     this.config = loaded.config;
     this.file = loaded.file;
     this.router = new Router(loaded.config.routes);
-    this.upstreams = new Map(Object.entries(loaded.config.upstreams).map(([name, cfg]) => [name, new Upstream(name, cfg)]));
+    try {
+      this.certificates = loaded.config.listen.map((l) => (l.tls ? new CertificateTable(l.tls) : undefined));
+    } catch (err) {
+      scripts?.dispose(); // a certificate that does not load fails the generation before it owns anything else
+      throw err;
+    }
+    this.upstreams = new Map(Object.entries(loaded.config.upstreams).map(([name, cfg]) => [name, new Upstream(name, cfg, logger)]));
     this.scripts = scripts;
     this.logger = logger;
   }
@@ -82,5 +91,8 @@ export async function buildGeneration(loaded: LoadedConfig, logger: Logger): Pro
     const { createScriptHost } = await import('../phases/script-host.ts');
     scripts = await createScriptHost(loaded, logger);
   }
-  return new Generation(loaded, scripts, logger);
+  const gen = new Generation(loaded, scripts, logger);
+  // Named upstream targets are looked up before the generation serves (failures are logged, not fatal).
+  await Promise.all([...gen.upstreams.values()].map((u) => u.ready));
+  return gen;
 }

@@ -26,7 +26,7 @@ export class ProxyServer {
     this.logger = logger;
     const config = gen.config;
     this.listeners = config.listen.map(
-      (l) =>
+      (l, i) =>
         new Listener({
           config: l,
           limits: config.limits,
@@ -35,6 +35,7 @@ export class ProxyServer {
           accessLog: () => this.#current.config.log.access_log,
           metrics: config.admin !== undefined,
           draining: () => this.#draining,
+          certificates: () => this.#current.certificates[i],
         }),
     );
   }
@@ -73,12 +74,12 @@ export class ProxyServer {
    */
   async shutdown(graceful: boolean, timeoutMs = 30_000): Promise<void> {
     this.#draining = true;
-    const closing = Promise.all(this.listeners.map((l) => (l.server.listening ? l.close() : Promise.resolve())));
+    const closing = Promise.all(this.listeners.map((l) => (l.listening ? l.close() : Promise.resolve())));
     if (!graceful) {
-      for (const l of this.listeners) l.server.closeAllConnections();
+      for (const l of this.listeners) l.closeAllConnections();
     } else {
       const timer = setTimeout(() => {
-        for (const l of this.listeners) l.server.closeAllConnections();
+        for (const l of this.listeners) l.closeAllConnections();
       }, timeoutMs);
       timer.unref();
       await closing;

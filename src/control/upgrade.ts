@@ -67,11 +67,20 @@ export function receiveHandles(): Promise<{ listeners: Server[]; admin?: Server 
         if (m.kind === 'listener') listeners[m.index] = handle;
         else admin = handle;
       } else if (msg.type === 'scriptgate:handles-done') {
-        process.off('message', onMessage);
-        resolve({ listeners, admin });
+        done({ listeners, admin });
       }
     };
+    // The old process went away before handing over: bind the addresses afresh.
+    const onDisconnect = () => done({ listeners: [] });
+    const done = (result: { listeners: Server[]; admin?: Server }) => {
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      resolve(result);
+    };
     process.on('message', onMessage);
-    process.send!({ type: 'scriptgate:upgrade-ready' });
+    process.on('disconnect', onDisconnect);
+    process.send!({ type: 'scriptgate:upgrade-ready' }, undefined, {}, (err) => {
+      if (err) onDisconnect();
+    });
   });
 }
