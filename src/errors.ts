@@ -24,9 +24,11 @@ export const ERRORS = {
   PRX_ERR_CLIENT_ABORTED: { status: 499, source: 'downstream', retryable: false, meaning: 'the client closed the connection before the response was complete' },
   PRX_ERR_NO_TARGET: { status: 503, source: 'upstream', retryable: false, meaning: 'the upstream has no target to send to' },
   PRX_ERR_UPSTREAM_CONNECT: { status: 502, source: 'upstream', retryable: true, meaning: 'connecting to the upstream target failed' },
+  PRX_ERR_UPSTREAM_TLS: { status: 502, source: 'upstream', retryable: true, meaning: 'the TLS handshake with the upstream target failed (untrusted certificate, name mismatch, or no client certificate)' },
   PRX_ERR_UPSTREAM_CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, meaning: 'connecting to the upstream target timed out' },
   PRX_ERR_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: false, meaning: 'the upstream did not answer within timeouts.read' },
   PRX_ERR_UPSTREAM_PROTOCOL: { status: 502, source: 'upstream', retryable: false, meaning: 'the upstream sent an invalid response or closed the connection' },
+  PRX_ERR_DEADLINE: { status: 504, source: 'downstream', retryable: false, meaning: "the request's deadline (grpc-timeout) passed before its response was complete" },
   PRX_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false, meaning: 'a bug in scriptgate' },
 } as const;
 

@@ -103,8 +103,13 @@ function resolvePaths(config: Config, baseDir: string): Config {
       c.cert = abs(c.cert);
       c.key = abs(c.key);
     }
+    if (l.tls?.client_ca) l.tls.client_ca = abs(l.tls.client_ca);
   }
-  for (const u of Object.values(config.upstreams)) if (u.tls?.ca) u.tls.ca = abs(u.tls.ca);
+  for (const u of Object.values(config.upstreams)) {
+    if (u.tls?.ca) u.tls.ca = abs(u.tls.ca);
+    if (u.tls?.cert) u.tls.cert = abs(u.tls.cert);
+    if (u.tls?.key) u.tls.key = abs(u.tls.key);
+  }
   for (const t of Object.values(config.tenants)) t.scripts = abs(t.scripts);
   if (!config.tenants.default) config.tenants.default = { memory_mb: 64, cpu_ms: 50, scripts: baseDir };
   return config;

@@ -42,6 +42,8 @@ const limitsFields = {
   max_body_size: size.default(0),
   /** Idle keep-alive connections from clients are closed after this. Default 75s (nginx). */
   keepalive_timeout: duration.default(75_000),
+  /** Streams one HTTP/2 client connection may have open at once. Default 128 (nginx). */
+  http2_max_concurrent_streams: z.number().int().min(1).max(65_535).default(128),
 };
 const limits = z.strictObject(limitsFields);
 /** Per-listener override: every field optional; unset ones fall back to the top-level limits. */
@@ -51,14 +53,34 @@ const listenerLimits = z.strictObject({
   max_uri_size: size.optional(),
   max_body_size: size.optional(),
   keepalive_timeout: duration.optional(),
+  http2_max_concurrent_streams: z.number().int().min(1).max(65_535).optional(),
 });
 
 const certificate = z.strictObject({ cert: z.string(), key: z.string() });
 
+/**
+ * TLS termination of a listener. The certificate is picked by SNI among `certificates` (exact
+ * names first, then `*.` wildcards, from each certificate's subjectAltName DNS names, else its CN);
+ * the first one answers clients without SNI or with an unknown name. Certificates, `client_ca`,
+ * `min_version` and `ciphers` are re-read on hot reload (new connections get them; open ones keep
+ * theirs); `verify_client` needs a restart.
+ */
+const listenerTls = z.strictObject({
+  certificates: z.array(certificate).min(1),
+  /** Oldest protocol accepted. Default TLSv1.2. */
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always the defaults). Default: node's. */
+  ciphers: z.string().optional(),
+  /** PEM file of the CAs client certificates must chain to (mTLS). */
+  client_ca: z.string().optional(),
+  /** nginx's ssl_verify_client: `on` refuses clients without a valid certificate; `optional` asks but lets them in. */
+  verify_client: z.enum(['off', 'on', 'optional']).default('off'),
+});
+
 const listener = z.strictObject({
   address,
   http2: z.boolean().default(false),
-  tls: z.strictObject({ certificates: z.array(certificate).min(1) }).optional(),
+  tls: listenerTls.optional(),
   limits: listenerLimits.optional(),
 });
 
@@ -67,14 +89,48 @@ const target = z.union([
   z.strictObject({ address, weight: z.number().int().min(1).max(1000).default(1) }),
 ]);
 
-/** Implemented algorithms; consistent_hash and ewma come with the upstreams issue. */
-export const BALANCE = ['round_robin', 'random', 'least_conn'] as const;
+/** Balancing algorithms (src/upstream/balancer.ts ALGORITHMS). */
+export const BALANCE = ['round_robin', 'random', 'least_conn', 'consistent_hash', 'ewma'] as const;
+
+const statusCode = z.number().int().min(100).max(599);
+
+/** Active health checks (src/upstream/health-check.ts). */
+const healthCheck = z.strictObject({
+  /** `http`: GET `path`, status must be in `expected_status`; `tcp`: a TCP connect is enough. */
+  type: z.enum(['http', 'tcp']).default('http'),
+  path: z.string().startsWith('/', 'health_check.path must start with /').default('/'),
+  /** Host header of the probe; default the target's `host:port`. */
+  host: z.string().optional(),
+  /** Accepted statuses; default any 2xx or 3xx. */
+  expected_status: z.union([statusCode.transform((s) => [s]), z.array(statusCode).min(1)]).optional(),
+  interval: duration.default(5_000),
+  timeout: duration.default(2_000),
+  /** Consecutive passing probes that bring a down target back. */
+  healthy_threshold: z.number().int().min(1).max(100).default(2),
+  /** Consecutive failing probes that take a target down. */
+  unhealthy_threshold: z.number().int().min(1).max(100).default(3),
+});
 
 const upstream = z.strictObject({
   targets: z.array(target).min(1, 'an upstream needs at least one target'),
   balance: z.enum(BALANCE).default('round_robin'),
+  /** consistent_hash key: header:<name> | cookie:<name> | client_ip | path. Default client_ip. */
+  hash_key: z
+    .string()
+    .regex(/^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[^\s;=,]+|client_ip|path)$/, 'expected header:<name>, cookie:<name>, client_ip or path')
+    .default('client_ip'),
   tls: z
-    .strictObject({ sni: z.string().optional(), ca: z.string().optional(), verify: z.boolean().default(true) })
+    .strictObject({
+      /** Server name sent (SNI) and verified; default the target's host name (none for an IP). */
+      sni: z.string().optional(),
+      /** PEM CA bundle to verify the origin with, instead of the system store. */
+      ca: z.string().optional(),
+      verify: z.boolean().default(true),
+      /** PEM client certificate and key for mTLS. */
+      cert: z.string().optional(),
+      key: z.string().optional(),
+    })
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'tls.cert and tls.key go together' })
     .optional(),
   protocol: z.enum(['http1', 'http2']).default('http1'),
   timeouts: z
@@ -82,8 +138,19 @@ const upstream = z.strictObject({
     .prefault({}),
   /** Connections kept per target (undici Pool size). Default 128, like the bench's nginx `keepalive 128`. */
   connections: z.number().int().min(1).default(128),
+  /** Further tries on other targets after a failed one (see src/upstream/retry-policy.ts). */
   retries: z.number().int().min(0).max(16).default(1),
-  health_check: z.strictObject({ path: z.string(), interval: duration.default(5_000) }).optional(),
+  /** No retry starts later than this after the first try; 0 = no time limit. */
+  retry_timeout: duration.default(10_000),
+  /** Idempotent requests with a Content-Length up to this are buffered so they can be retried after being sent. 0 = never. */
+  retry_body_limit: size.default(64 * 1024),
+  health_check: healthCheck.optional(),
+  /** Passive ejection: `max_fails` consecutive failed tries take a target out for `cooldown`; 0 = off. */
+  passive: z.strictObject({ max_fails: z.number().int().min(0).max(1000).default(3), cooldown: duration.default(10_000) }).prefault({}),
+  /** When every target is unhealthy: `fail_open` sends to them anyway, `fail_closed` answers 503. */
+  all_unhealthy: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+  /** Targets given by name are resolved again every `interval`; `family` 4 or 6 limits the lookup. */
+  dns: z.strictObject({ interval: duration.default(30_000), family: z.union([z.literal(0), z.literal(4), z.literal(6)]).default(0) }).prefault({}),
 });
 
 const tenant = z.strictObject({
@@ -164,6 +231,12 @@ export function crossCheck(raw: unknown): Array<[Array<string | number>, string]
       out.push([['admin', 'address'], `admin on a non-loopback address (${admin.address}) needs admin.token`]);
     }
   }
+  (Array.isArray(cfg.listen) ? cfg.listen : []).forEach((l: unknown, i) => {
+    const tls = obj(obj(l).tls);
+    if ((tls.verify_client === 'on' || tls.verify_client === 'optional') && typeof tls.client_ca !== 'string') {
+      out.push([['listen', i, 'tls', 'verify_client'], `verify_client ${tls.verify_client} needs tls.client_ca`]);
+    }
+  });
   const addrs = new Set<string>();
   (Array.isArray(cfg.listen) ? cfg.listen : []).forEach((l: unknown, i) => {
     const a = obj(l).address;
@@ -183,3 +256,4 @@ export type UpstreamConfig = Config['upstreams'][string];
 export type TenantConfig = Config['tenants'][string];
 export type ListenerConfig = Config['listen'][number];
 export type LimitsConfig = Config['limits'];
+export type ListenerTlsConfig = NonNullable<ListenerConfig['tls']>;

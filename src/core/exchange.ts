@@ -24,7 +24,10 @@ import { hostName, type CompiledRoute } from './router.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
-import { recordRequest, scriptErrors, upstreamFailures } from '../observability/metrics.ts';
+import { endGrpc, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
+import { recordRequest, scriptErrors, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
+import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
+import { readReplayBody } from '../upstream/replay-body.ts';
 
 /** What an exchange needs from its listener. */
 export interface ListenerContext {
@@ -58,6 +61,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #upstream: Upstream | undefined;
   #target: Target | undefined;
   #tried: Set<Target> | undefined;
+  /** consistent_hash key of this request (upstream.hashKey). */
+  #hashKey: string | undefined;
+  /** The request body, when it was small enough to buffer for a retry (retry-policy.ts). */
+  #replay: Buffer | undefined;
+  #firstTry = -1;
   #method = '';
   #upstreamPath = '';
   #upstreamHeaders: string[] = [];
@@ -76,6 +84,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #headOnly = false;
   #responseHeaders: string[] = [];
   #bodyCounter: BodyCounter | undefined;
+  /** The client speaks HTTP/2 (req/res are node's http2 compatibility objects). */
+  readonly #h2: boolean;
+  /** A gRPC call (HTTP/2, content-type application/grpc): failures are answered with grpc-status. */
+  #grpc = false;
+  /** gRPC: the response head waits here until the body starts, so a trailers-only answer stays one. */
+  #pendingHead: string[] | undefined;
+  /** gRPC: the grpc-timeout timer. */
+  #deadline: NodeJS.Timeout | undefined;
 
   constructor(gen: Generation, lc: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue = false) {
     this.#gen = gen;
@@ -83,6 +99,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#req = req;
     this.#res = res;
     this.#expectContinue = expectContinue;
+    this.#h2 = req.httpVersionMajor === 2;
     gen.acquire();
     if (lc.draining()) res.shouldKeepAlive = false;
     res.once('close', () => this.#finish());
@@ -113,7 +130,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     let hosts = 0;
     for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
     if (hosts > 1) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'more than one Host header');
-    const hostHeader = target.authority ?? req.headers.host ?? '';
+    const hostHeader = target.authority ?? req.headers.host ?? (this.#h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
+    if (this.#h2) this.#startGrpc();
     const route = this.#gen.router.match(hostName(hostHeader), target.path === '*' ? '/' : target.path, method);
     if (!route) return this.#local(404, 'PRX_ERR_NO_ROUTE');
     this.#route = route;
@@ -121,7 +139,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
-    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    // HTTP/2 needs neither header for a body: the HEADERS frame says whether one follows.
+    this.#hasBody = this.#h2 ? !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : te !== undefined || (cl !== undefined && cl !== '0');
     const maxBody = this.#lc.limits.max_body_size;
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
 
@@ -168,12 +187,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#upstream = upstream;
     this.#upstreamPath = query ? `${path}?${query}` : path;
     this.#upstreamHeaders = this.#buildUpstreamHeaders(headers, hostHeader);
+    if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     this.#headOnly = this.#method === 'HEAD';
     if (this.#hasBody) {
       // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
       if (maxBody > 0 || cl === undefined) this.#body = this.#bodyCounter = limitBody(req, maxBody);
       else this.#body = req;
       if (this.#expectContinue) this.#res.writeContinue();
+    }
+    this.#hashKey = upstream.hashKey({ headers: this.#upstreamHeaders, clientIp: req.socket.remoteAddress ?? '', path });
+    if (this.#hasBody && shouldBufferBody(upstream.config, this.#method, cl)) {
+      readReplayBody(this.#body as unknown as import('node:stream').Readable).then(
+        (buf) => {
+          this.#replay = buf;
+          if (!this.#done) this.#dispatch();
+        },
+        (err) => {
+          if (!this.#done) this.#fail(err);
+        },
+      );
+      return;
     }
     this.#dispatch();
   }
@@ -206,18 +239,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return out;
   }
 
-  #dispatch(): void {
-    const target = this.#upstream!.pick(this.#tried);
-    if (!target) return this.#local(503, 'PRX_ERR_NO_TARGET', `upstream ${this.#upstream!.name} has no target left`);
+  #dispatch(target = this.#upstream!.pick(this.#tried, this.#hashKey)): void {
+    if (!target) {
+      const up = this.#upstream!;
+      return this.#local(503, 'PRX_ERR_NO_TARGET', up.allDown() ? `upstream ${up.name}: every target is unhealthy` : `upstream ${up.name} has no target left`);
+    }
     this.#target = target;
     target.inFlight++;
     this.#tDispatch = performance.now();
+    if (this.#firstTry < 0) this.#firstTry = this.#tDispatch;
     target.pool.dispatch(
       {
         path: this.#upstreamPath,
         method: this.#method,
         headers: this.#upstreamHeaders,
-        body: this.#hasBody ? (this.#body as unknown as import('node:stream').Readable) : null,
+        body: this.#replay ?? (this.#hasBody ? (this.#body as unknown as import('node:stream').Readable) : null),
       },
       this,
     );
@@ -235,6 +271,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (status < 200) return; // interim responses (100, 103) are not forwarded
     if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
     this.#tHeader = performance.now();
+    this.#upstream!.succeeded(this.#target!, this.#tHeader - this.#tDispatch);
+    if (this.#grpc && headers['grpc-status'] === undefined && (status !== 200 || !isGrpcContentType(headers['content-type'] as string | undefined))) {
+      // Not a gRPC answer (an HTML error page, a 503 from a load balancer): the client gets a gRPC status instead.
+      this.#error = 'PRX_ERR_UPSTREAM_PROTOCOL';
+      this.#status = status;
+      endGrpc(this.#res, grpcStatusForHttp(status), `upstream answered HTTP ${status} without a gRPC status`);
+      controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL'));
+      return;
+    }
     let out = forwardResponseHeaders(headers);
     let outStatus = status;
     let message = statusMessage;
@@ -258,8 +303,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#lc.draining()) res.shouldKeepAlive = false;
     this.#status = outStatus;
     this.#responseHeaders = out;
+    if (this.#grpc) {
+      this.#pendingHead = out;
+      setImmediate(() => this.#flushHead());
+      return;
+    }
     try {
-      if (message) res.writeHead(outStatus, message, out);
+      if (message && !this.#h2) res.writeHead(outStatus, message, out);
       else res.writeHead(outStatus, out);
     } catch (err) {
       res.sendDate = true;
@@ -269,6 +319,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done) return;
+    if (this.#pendingHead) this.#flushHead();
     let data: Buffer = chunk;
     if (this.#bodyFilter) {
       try {
@@ -295,10 +346,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
     this.#tEnd = performance.now();
     this.#releaseTarget();
-    if (this.#done) return;
+    if (this.#done || this.#res.writableEnded) return;
+    if (this.#pendingHead && !this.#bodyFilter) {
+      // gRPC trailers-only answer (status in the head, no body): send it on as one HEADERS frame.
+      const head = this.#pendingHead.concat(trailers ? forwardResponseHeaders(trailers) : []);
+      this.#pendingHead = undefined;
+      this.#res.writeHead(this.#status, head);
+      this.#res.end();
+      return;
+    }
+    if (this.#pendingHead) this.#flushHead();
     if (this.#bodyFilter) {
       try {
         const last = this.#session!.bodyFilter(Buffer.alloc(0), true);
@@ -313,31 +373,78 @@ export class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
+    if (trailers && this.#acceptsTrailers()) {
+      for (const k in trailers) {
+        // Trailers go to HTTP/2 clients, and to HTTP/1.1 ones that asked (TE: trailers) on a chunked response.
+        this.#res.addTrailers(trailers as Record<string, string>);
+        break;
+      }
+    }
     this.#res.end();
+  }
+
+  #acceptsTrailers(): boolean {
+    return this.#h2 || /\btrailers\b/i.test(String(this.#req.headers.te ?? ''));
+  }
+
+  /** Sends a held gRPC response head (the body is starting, or it is time). */
+  #flushHead(): void {
+    const head = this.#pendingHead;
+    if (!head || this.#done || this.#res.headersSent) return;
+    this.#pendingHead = undefined;
+    this.#res.writeHead(this.#status, head);
+  }
+
+  /** Recognises a gRPC call and starts its deadline (grpc-timeout) timer. */
+  #startGrpc(): void {
+    const req = this.#req;
+    if (!isGrpcContentType(req.headers['content-type'])) return;
+    this.#grpc = true;
+    const ms = parseGrpcTimeout(req.headers['grpc-timeout']);
+    if (ms !== undefined) this.#deadline = setTimeout(() => this.#deadlinePassed(), ms);
+  }
+
+  /** grpc-timeout passed: the client gets DEADLINE_EXCEEDED and the upstream stream is cancelled. */
+  #deadlinePassed(): void {
+    if (this.#done || this.#res.writableEnded) return;
+    this.#error = 'PRX_ERR_DEADLINE';
+    this.#pendingHead = undefined;
+    this.#status ||= 504;
+    endGrpc(this.#res, grpcStatusForError('PRX_ERR_DEADLINE'), 'deadline exceeded (grpc-timeout) at the proxy');
+    this.#controller?.abort(new ProxyError('PRX_ERR_DEADLINE'));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.#releaseTarget();
-    if (this.#done) return;
+    if (this.#done || this.#res.writableEnded) return;
     const mapped = isProxyError(err) ? err : mapUpstreamError(err);
     if (this.#lc.metrics && mapped.source === 'upstream') upstreamFailures.inc({ upstream: this.#upstream!.name, code: mapped.code });
+    if (isTargetFailure(mapped.code)) this.#upstream!.failed(this.#target!, mapped.code);
     if (!this.#res.headersSent) {
-      if (mapped.retryable && this.#canRetry()) {
-        (this.#tried ??= new Set()).add(this.#target!);
-        this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream!.name, target: this.#target!.address, err: mapped.message, code: mapped.code }, 'upstream try failed, retrying another target');
-        return this.#dispatch();
+      const next = this.#retryTarget(mapped);
+      if (next) {
+        this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream!.name, target: this.#target!.address, next: next.address, err: mapped.message, code: mapped.code }, 'upstream try failed, retrying another target');
+        if (this.#lc.metrics) upstreamRetries.inc({ upstream: this.#upstream!.name });
+        return this.#dispatch(next);
       }
       return this.#fail(mapped);
     }
-    // The response already started: abort it so the client never takes a cut body as whole.
+    // The response already started: abort it so the client never takes a cut body as whole
+    // (a gRPC client gets the failure as its status instead).
     this.#error = mapped.code;
+    if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(mapped.code), mapped.message);
     this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, err: mapped.message, code: mapped.code }, 'upstream failed mid-response; client response aborted');
     this.#res.destroy();
   }
 
-  #canRetry(): boolean {
-    const tries = (this.#tried?.size ?? 0) + 1;
-    return !this.#hasBody && tries <= this.#upstream!.config.retries && tries < this.#upstream!.targets.length;
+  /** Another target for a failed try, when the retry policy allows one (upstream/retry-policy.ts). */
+  #retryTarget(err: ProxyError): Target | undefined {
+    const up = this.#upstream!;
+    const body = this.#replay ? 'buffered' : this.#hasBody ? 'streamed' : 'none';
+    const retriesSoFar = this.#tried?.size ?? 0;
+    if (!mayRetry(up.config, { code: err.code, method: this.#method, body, retriesSoFar, elapsedMs: performance.now() - this.#firstTry })) return undefined;
+    (this.#tried ??= new Set()).add(this.#target!);
+    return up.pick(this.#tried, this.#hashKey);
   }
 
   #releaseTarget(): void {
@@ -351,6 +458,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #exit(status: number, headers: string[], body: string | Uint8Array): void {
     this.#status = status;
+    if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
+      return endGrpc(this.#res, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
+    }
     this.#bytesSent = sendLocal(this.#res, status, headers, body, this.#method === 'HEAD');
   }
 
@@ -359,6 +469,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (status >= 400) this.#error = code;
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
     if (status === 400 || status === 413 || status === 414) this.#res.shouldKeepAlive = false;
+    if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(code), detail ?? new ProxyError(code).message);
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
     this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-'], body, this.#method === 'HEAD');
   }
@@ -370,6 +481,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, code: e.code, err: e.message }, 'request failed');
     this.#error = e.code;
     if (this.#res.headersSent) {
+      if (this.#grpc && !this.#res.writableEnded) return endGrpc(this.#res, grpcStatusForError(e.code), e.message);
       this.#res.destroy();
       return;
     }
@@ -388,6 +500,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
+    if (this.#deadline) clearTimeout(this.#deadline);
     const res = this.#res;
     const aborted = !res.writableFinished;
     if (aborted) {

@@ -33,7 +33,8 @@ export function forwardRawHeaders(raw: string[], drop?: ReadonlySet<string>): st
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) continue;
+    // HTTP/2 pseudo-headers (`:method`, `:authority`, …) describe the request, they are not fields.
+    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name) || name.charCodeAt(0) === 58) continue;
     out.push(name, raw[i + 1]!);
   }
   return out;

@@ -1,15 +1,30 @@
 /**
- * An HTTP/1.1 listener: a node:http server with the config's limits, whose requests become
- * `Exchange`s on the generation current at arrival. Malformed requests never reach a route: the
- * parser's errors are answered here with 400/408/414/431 and the connection is closed.
+ * A listener: one configured address and the servers behind it. HTTP/1.1 requests go through a
+ * node:http server with the config's limits; with `http2: true` HTTP/2 streams go through a
+ * node:http2 server (see http2-downstream.ts); with `tls` a node:tls server terminates TLS, picks
+ * the certificate by SNI from the current generation and dispatches by ALPN. Every request becomes
+ * an `Exchange` on the generation current at arrival. Malformed HTTP/1.1 requests never reach a
+ * route: the parser's errors are answered here with 400/408/414/431 and the connection is closed.
+ *
+ * What binds the port (`server`):
+ *   plain, HTTP/1.1 only   → the http server itself (the hot path, unchanged)
+ *   plain, `http2: true`   → a net server that sniffs the h2c preface, then hands the socket over
+ *   `tls`                  → a tls server; ALPN `h2` → HTTP/2, anything else → HTTP/1.1
+ * Extension points: `http1` (its `upgrade` event for WebSocket) and `#dispatch()`, where a
+ * connection is given to the protocol that serves it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import net, { type Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { LimitsConfig, ListenerConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
 import type { Generation } from '../control/generation.ts';
 import { Exchange, type ListenerContext } from './exchange.ts';
+import { sniffH2cPreface } from './h2c-sniff.ts';
+import { Http2Downstream } from './http2-downstream.ts';
+import type { CertificateTable } from './tls-certificates.ts';
 
 export interface ListenerOptions {
   config: ListenerConfig;
@@ -20,6 +35,8 @@ export interface ListenerOptions {
   accessLog: () => boolean;
   metrics: boolean;
   draining: () => boolean;
+  /** TLS listeners: this listener's certificates in the current generation, read on each new connection. */
+  certificates?: () => CertificateTable | undefined;
 }
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' };
@@ -33,6 +50,7 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
     max_uri_size: own.max_uri_size ?? limits.max_uri_size,
     max_body_size: own.max_body_size ?? limits.max_body_size,
     keepalive_timeout: own.keepalive_timeout ?? limits.keepalive_timeout,
+    http2_max_concurrent_streams: own.http2_max_concurrent_streams ?? limits.http2_max_concurrent_streams,
   };
 }
 
@@ -53,15 +71,24 @@ export function statusForClientError(err: NodeJS.ErrnoException & { rawPacket?: 
 }
 
 export class Listener {
-  readonly server: http.Server;
+  /** What binds the port (see the module comment); handed over as is in a zero-downtime upgrade. */
+  readonly server: net.Server;
+  /** Serves every HTTP/1.1 connection of this listener, plain or TLS. */
+  readonly http1: http.Server;
+  /** Serves HTTP/2 connections (ALPN h2 or h2c) when the listener has `http2: true`. */
+  readonly http2: Http2Downstream | undefined;
   readonly #opts: ListenerOptions;
   readonly #ctx: ListenerContext;
+  /** Connections of a dispatching front (TLS or h2c sniffing), so a hard stop can cut them. */
+  readonly #sockets = new Set<Socket>();
+  #certificates: CertificateTable | undefined;
 
   constructor(opts: ListenerOptions) {
     this.#opts = opts;
-    const limits = listenerLimits(opts.config, opts.limits);
+    const config = opts.config;
+    const limits = listenerLimits(config, opts.limits);
     const lc: ListenerContext = {
-      scheme: opts.config.tls ? 'https' : 'http',
+      scheme: config.tls ? 'https' : 'http',
       limits,
       logger: opts.logger,
       get accessLog() {
@@ -71,7 +98,7 @@ export class Listener {
       draining: opts.draining,
     };
     this.#ctx = lc;
-    this.server = http.createServer({
+    this.http1 = http.createServer({
       maxHeaderSize: limits.max_header_size,
       headersTimeout: limits.client_header_timeout,
       requestTimeout: 0,
@@ -80,9 +107,77 @@ export class Listener {
       requireHostHeader: true,
       noDelay: true,
     });
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
-    this.server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
+    this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
+
+    if (config.http2) {
+      this.http2 = new Http2Downstream(limits, opts.logger, function onHttp2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean) {
+        // The compatibility API offers what the exchange uses of IncomingMessage/ServerResponse.
+        new Exchange(opts.current(), lc, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue).start();
+      });
+    }
+
+    if (config.tls) this.server = this.#tlsFront(limits);
+    else if (this.http2) {
+      const h2 = this.http2;
+      this.server = net.createServer({ noDelay: true }, (socket) => {
+        this.#track(socket);
+        sniffH2cPreface(socket, limits.client_header_timeout, (s, isH2) => (isH2 ? h2.accept(s) : this.http1.emit('connection', s)));
+      });
+    } else this.server = this.http1;
+    // The http server does not bind the port itself here: start its connection tracking (the
+    // header timeout and closeIdleConnections rely on it) as binding would.
+    if (this.server !== this.http1) this.http1.emit('listening');
+  }
+
+  /** The TLS front: SNI picks the certificate, ALPN the protocol; certificates follow hot reloads. */
+  #tlsFront(limits: LimitsConfig): tls.Server {
+    const config = this.#opts.config;
+    const verify = config.tls!.verify_client;
+    const certificates = this.#currentCertificates();
+    if (!certificates) throw new Error(`listener ${config.address}: no certificates loaded`);
+    const front = tls.createServer({
+      ...certificates.serverOptions,
+      SNICallback: (servername, cb) => cb(null, this.#certificates!.lookup(servername)),
+      ALPNProtocols: this.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+      requestCert: verify !== 'off',
+      rejectUnauthorized: verify === 'on',
+      handshakeTimeout: limits.client_header_timeout,
+      noDelay: true,
+    });
+    // Runs before the TLS socket is made: a reload's certificates apply from the next connection on.
+    front.prependListener('connection', (socket: Socket) => {
+      this.#track(socket);
+      this.#currentCertificates();
+    });
+    front.on('secureConnection', (socket: TLSSocket) => this.#dispatch(socket, socket.alpnProtocol === 'h2'));
+    front.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.#opts.logger.debug({ client: socket.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed');
+      socket.destroy();
+    });
+    return front;
+  }
+
+  /** The current generation's certificates (kept when a generation has none for this listener); refreshes the default context when they changed. */
+  #currentCertificates(): CertificateTable | undefined {
+    const table = this.#opts.certificates?.();
+    if (table && table !== this.#certificates) {
+      if (this.#certificates) (this.server as tls.Server).setSecureContext(table.serverOptions);
+      this.#certificates = table;
+    }
+    return this.#certificates;
+  }
+
+  /** Gives a connection to the protocol that serves it. */
+  #dispatch(socket: Socket, isHttp2: boolean): void {
+    if (isHttp2 && this.http2) this.http2.accept(socket);
+    else this.http1.emit('connection', socket);
+  }
+
+  #track(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
   }
 
   #onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
@@ -101,7 +196,7 @@ export class Listener {
    * (a listening server handed over by the process being replaced) it accepts on that socket
    * instead of binding a new one.
    */
-  listen(inherited?: import('node:net').Server): Promise<number> {
+  listen(inherited?: net.Server): Promise<number> {
     const { host, port } = parseHostPort(this.#opts.config.address)!;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -113,19 +208,35 @@ export class Listener {
     });
   }
 
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
   /**
    * Stops accepting new connections; resolves when every connection has ended. Connections are not
    * cut: a busy one closes after its current response (the caller marks responses
    * `Connection: close` while draining), and a keep-alive connection whose client sends another
    * request gets it answered the same way. Connections still idle after `idleGraceMs` are closed.
    * (node's http `server.close()` would close idle connections at once, racing a client that is
-   * just sending its next request; hence net.Server's close.)
+   * just sending its next request; hence net.Server's close.) HTTP/2 connections get GOAWAY at
+   * once: their running streams finish, and the client knows which requests were not taken.
    */
   close(idleGraceMs = 1000): Promise<void> {
     return new Promise((resolve) => {
       net.Server.prototype.close.call(this.server, () => resolve());
-      const timer = setTimeout(() => this.server.closeIdleConnections(), idleGraceMs);
+      this.http2?.close();
+      const timer = setTimeout(() => {
+        this.http1.closeIdleConnections();
+        if (this.server !== this.http1) this.http1.close(() => undefined);
+      }, idleGraceMs);
       timer.unref();
     });
+  }
+
+  /** Cuts every connection of this listener now (hard stop, or a graceful one that ran out of time). */
+  closeAllConnections(): void {
+    this.http1.closeAllConnections();
+    this.http2?.destroyAll();
+    for (const s of this.#sockets) s.destroy();
   }
 }

@@ -11,9 +11,10 @@ export function mapUpstreamError(err: Error): ProxyError {
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_CONNECT_TIMEOUT', err.message, { cause: err });
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_TIMEOUT', err.message, { cause: err });
   if (code === 'PRX_ERR_BODY_TOO_LARGE' || code === 'PRX_ERR_CLIENT_ABORTED') return err as ProxyError;
-  // A TLS failure (bad certificate, wrong SNI) while connecting is a connect error too.
-  if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
-    return new ProxyError('PRX_ERR_UPSTREAM_CONNECT', err.message, { cause: err });
+  if (CONNECT_CODES.has(code)) return new ProxyError('PRX_ERR_UPSTREAM_CONNECT', err.message, { cause: err });
+  // A TLS failure while connecting (untrusted or mismatched certificate, alert from the origin).
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
+    return new ProxyError('PRX_ERR_UPSTREAM_TLS', `TLS handshake failed: ${err.message} (${code})`, { cause: err });
   }
   return new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', err.message || code, { cause: err });
 }

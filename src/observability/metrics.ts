@@ -36,6 +36,29 @@ export const upstreamFailures = new client.Counter({
   labelNames: ['upstream', 'code'] as const,
 });
 
+export const upstreamRetries = new client.Counter({
+  name: 'scriptgate_upstream_retries_total',
+  help: 'Upstream tries repeated on another target, by upstream',
+  labelNames: ['upstream'] as const,
+});
+
+let collectTargetHealth: (() => void) | undefined;
+
+/** Filled in at scrape time from the live upstreams (src/upstream/live.ts registers the collector). */
+export const targetUp = new client.Gauge({
+  name: 'scriptgate_upstream_target_up',
+  help: 'Health of each upstream target: 1 = gets traffic, 0 = failed its health checks or ejected',
+  labelNames: ['upstream', 'target'] as const,
+  collect() {
+    collectTargetHealth?.();
+  },
+});
+
+/** Sets the function that refreshes `targetUp` before each scrape. */
+export function onCollectTargetHealth(fn: () => void): void {
+  collectTargetHealth = fn;
+}
+
 export const scriptErrors = new client.Counter({
   name: 'scriptgate_script_errors_total',
   help: 'Phase script failures, by tenant and error code (throw, timeout, memory, result, forbidden)',

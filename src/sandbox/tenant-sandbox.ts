@@ -215,14 +215,22 @@ export class TenantSandbox implements ScriptFiles {
       return fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_MEMORY', `exhausted tenant ${this.tenant}'s memory_mb (${this.memoryMb} MB); its isolate is recreated for the next request`);
     }
     if (/timed out/i.test(message)) {
-      let running = phases;
+      // The timeout is wall-clock: report the CPU the call really used, so contention on the host
+      // (a descheduled thread) can be told apart from a script that spins.
+      const usedMs = Number(live.iso.cpuTime - live.cpuSeen) / 1e6;
+      let running: readonly number[] = phases;
+      let inScript = true;
       try {
         const p = live.refs.where.applySync(undefined, [], { timeout: this.cpuMs });
         if (typeof p === 'number' && p >= 0) running = [p];
+        else if (p === -1) inScript = false;
       } catch {
         /* the phase stays unknown */
       }
-      return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped`);
+      const reason = inScript
+        ? `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped (${usedMs.toFixed(1)} ms CPU used)`
+        : `call was cut off after tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) outside the script's own code (${usedMs.toFixed(1)} ms CPU used: the host was probably overloaded)`;
+      return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', reason);
     }
     return new ProxyError('PRX_ERR_INTERNAL', `tenant ${this.tenant}: isolate call failed: ${message}`, { cause: err });
   }
@@ -236,6 +244,12 @@ export class TenantSandbox implements ScriptFiles {
   liveRequests(): number {
     if (!this.alive) return 0;
     return this.call('live', [], [], []) as number;
+  }
+
+  /** The isolate's heap figures (about 5 µs: sample, do not call per request); undefined when it is down. */
+  heapStatistics(): ivm.HeapStatistics | undefined {
+    const l = this.#live;
+    return l && !l.iso.isDisposed ? l.iso.getHeapStatisticsSync() : undefined;
   }
 
   dispose(): void {

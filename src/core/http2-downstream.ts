@@ -1,0 +1,71 @@
+/**
+ * The HTTP/2 side of a listener with `http2: true`: a node:http2 server that never binds a port
+ * itself; the listener hands it connections that negotiated `h2` by ALPN (TLS) or opened with the
+ * h2c preface (plain). Each stream becomes a request through node's compatibility API
+ * (Http2ServerRequest/Response), which the exchange drives like an HTTP/1.1 one, so routing,
+ * phases and limits are the same; flow control is nghttp2's, back-pressure the exchange's
+ * write()/drain.
+ *
+ * Limits: `http2_max_concurrent_streams` and `max_header_size` (as SETTINGS_MAX_HEADER_LIST_SIZE)
+ * are announced to the client; a connection with no open stream for `keepalive_timeout` is closed
+ * with GOAWAY.
+ */
+import http2, { type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { LimitsConfig } from '../config/schema.ts';
+
+export type Http2RequestHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, expectContinue: boolean) => void;
+
+export class Http2Downstream {
+  readonly server: Http2Server;
+  readonly #sessions = new Set<Http2Session>();
+  readonly #open = new WeakMap<Http2Session, number>();
+  #closing = false;
+
+  constructor(limits: LimitsConfig, logger: Logger, onRequest: Http2RequestHandler) {
+    this.server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: limits.http2_max_concurrent_streams,
+        maxHeaderListSize: limits.max_header_size,
+        enablePush: false,
+      },
+    });
+    const server = this.server;
+    server.on('request', (req, res) => onRequest(req, res, false));
+    server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    server.on('session', (session: Http2Session) => {
+      this.#sessions.add(session);
+      this.#open.set(session, 0);
+      session.once('close', () => this.#sessions.delete(session));
+      session.on('error', (err) => logger.debug({ err: err.message }, 'http2 session error'));
+      if (this.#closing) session.close();
+    });
+    server.on('stream', (stream: ServerHttp2Stream) => {
+      const session = stream.session!;
+      this.#open.set(session, (this.#open.get(session) ?? 0) + 1);
+      stream.once('close', () => this.#open.set(session, (this.#open.get(session) ?? 1) - 1));
+    });
+    // Idle connections (no open stream) close after keepalive_timeout; busy ones are left alone.
+    server.setTimeout(limits.keepalive_timeout);
+    server.on('timeout', (session: Http2Session) => {
+      if (!this.#open.get(session)) session.close();
+    });
+  }
+
+  /** Serves HTTP/2 on `socket` (TLS with ALPN h2, or plain starting with the h2c preface). */
+  accept(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  /** Sends GOAWAY on every connection: running streams finish, no new ones start. */
+  close(): void {
+    this.#closing = true;
+    for (const s of this.#sessions) s.close();
+  }
+
+  /** Cuts every HTTP/2 connection now. */
+  destroyAll(): void {
+    for (const s of this.#sessions) s.destroy();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * When a failed upstream try may be repeated on another target (nginx's proxy_next_upstream,
+ * pingora's `fail_to_connect` / `error_while_proxy`). A failure before the request left the proxy
+ * (refused, connect timeout, TLS handshake) is retried whatever the method, since the body has not
+ * been read yet. A failure after it was sent (connection reset, no response head in time, a broken
+ * response head) is retried only for idempotent methods and only when there was no request body or
+ * it was buffered for replay. Every retry also needs: the response not started, fewer than
+ * `retries` retries so far, and the first try less than `retry_timeout` ago.
+ */
+import type { ErrorCode } from '../errors.ts';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const BEFORE_SENT: ReadonlySet<string> = new Set<ErrorCode>(['PRX_ERR_UPSTREAM_CONNECT', 'PRX_ERR_UPSTREAM_CONNECT_TIMEOUT', 'PRX_ERR_UPSTREAM_TLS']);
+const AFTER_SENT: ReadonlySet<string> = new Set<ErrorCode>(['PRX_ERR_UPSTREAM_PROTOCOL', 'PRX_ERR_UPSTREAM_TIMEOUT']);
+
+/** How the request body travels: none, buffered (replayable) or streamed (read once). */
+export type BodyMode = 'none' | 'buffered' | 'streamed';
+
+export interface RetryLimits {
+  retries: number;
+  retry_timeout: number;
+  retry_body_limit: number;
+}
+
+export interface FailedTry {
+  code: string;
+  method: string;
+  body: BodyMode;
+  /** Retries already made for this request. */
+  retriesSoFar: number;
+  /** ms since the first try was dispatched. */
+  elapsedMs: number;
+}
+
+/** True when the failure counts against the target's health (its fault, not the client's). */
+export function isTargetFailure(code: string): boolean {
+  return BEFORE_SENT.has(code) || AFTER_SENT.has(code);
+}
+
+/** Whether another target may be tried after `f`. */
+export function mayRetry(limits: RetryLimits, f: FailedTry): boolean {
+  if (f.retriesSoFar >= limits.retries) return false;
+  if (limits.retry_timeout > 0 && f.elapsedMs >= limits.retry_timeout) return false;
+  if (BEFORE_SENT.has(f.code)) return true;
+  if (!AFTER_SENT.has(f.code)) return false;
+  return IDEMPOTENT.has(f.method) && f.body !== 'streamed';
+}
+
+/**
+ * Whether to buffer a request body so that it can be replayed: only for idempotent methods (a
+ * POST is never resent after it reached a target) with a Content-Length within `retry_body_limit`.
+ */
+export function shouldBufferBody(limits: RetryLimits, method: string, contentLength: string | undefined): boolean {
+  if (limits.retries === 0 || limits.retry_body_limit === 0 || !IDEMPOTENT.has(method) || contentLength === undefined) return false;
+  const n = Number(contentLength);
+  return Number.isInteger(n) && n > 0 && n <= limits.retry_body_limit;
+}
