@@ -87,7 +87,11 @@ export interface LogSummary {
 export interface ScriptSession {
   /** Runs rewrite then access (those the route defines). Call only when `RouteScripts.has` says one exists. */
   requestPhases(req: ScriptRequest): RequestPhasesResult;
-  /** Runs header_filter; returns the head to send, or undefined when the script changed nothing. */
+  /**
+   * Runs header_filter; returns the head to send, or undefined when the script changed nothing.
+   * May also be called when the route defines body_filter but no header_filter: it then only
+   * records the head (no crossing) so body_filter's `ctx.response` shows it.
+   */
   headerFilter(head: ResponseHead): ResponseHead | undefined;
   /** Runs body_filter on one chunk; returns the bytes to send, or undefined to send `chunk` unchanged. */
   bodyFilter(chunk: Buffer, eof: boolean): Buffer | undefined;
