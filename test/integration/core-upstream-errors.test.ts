@@ -81,7 +81,8 @@ describe('upstream failures', () => {
     const ms = performance.now() - t0;
     expect(res.status).toBe(504);
     expect(ms).toBeGreaterThanOrEqual(250);
-    expect(ms).toBeLessThan(2000);
+    // undici checks its parser timeouts on a ~500 ms tick, so 300 ms fires after 0.3–1.3 s.
+    expect(ms).toBeLessThan(3000);
     expect(silent.connections()).toBe(1);
   });
 
