@@ -1,0 +1,97 @@
+import net from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { closeServer, request, startOrigin, startProxy, type Origin } from '../helpers/servers.ts';
+
+function config(targets: string[], extra = ''): string {
+  return `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n    passive: { max_fails: 0 }\n${extra}routes:\n  - upstream: up\n`;
+}
+
+/** An origin that reads the whole request and then drops the connection without answering. */
+async function dropper(): Promise<Origin> {
+  return startOrigin((req) => req.socket.destroy(), 'dropper');
+}
+
+async function closedPort(): Promise<string> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await closeServer(s);
+  return `127.0.0.1:${port}`;
+}
+
+describe('upstream retries and failover', () => {
+  it('a GET whose connection breaks after it was sent is retried on another target', async () => {
+    const bad = await dropper();
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([bad.address, good.address]));
+    const res = await request(port, { path: '/x' });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-origin']).toBe('good');
+    expect(bad.seen).toHaveLength(1);
+    expect(good.seen).toHaveLength(1);
+  });
+
+  it('a POST whose connection breaks after it was sent is not retried (502)', async () => {
+    const bad = await dropper();
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([bad.address, good.address]));
+    const res = await request(port, { method: 'POST', path: '/x', body: 'pay once' });
+    expect(res.status).toBe(502);
+    expect(bad.seen).toHaveLength(1);
+    expect(good.seen).toHaveLength(0);
+  });
+
+  it('a POST whose target refuses the connection is retried (nothing was sent), streamed body intact', async () => {
+    const dead = await closedPort();
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([dead, good.address]));
+    const res = await request(port, { method: 'POST', path: '/x', body: 'hello body' });
+    expect(res.status).toBe(200);
+    expect(good.seen[0]!.body.toString()).toBe('hello body');
+  });
+
+  it('a small PUT body is buffered and replayed after a broken try', async () => {
+    const bad = await dropper();
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([bad.address, good.address]));
+    const body = 'x'.repeat(10_000);
+    const res = await request(port, { method: 'PUT', path: '/doc', body });
+    expect(res.status).toBe(200);
+    expect(bad.seen[0]!.body.toString()).toBe(body);
+    expect(good.seen[0]!.body.toString()).toBe(body);
+  });
+
+  it('a PUT body over retry_body_limit is streamed and so not retried after it was sent', async () => {
+    const bad = await dropper();
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([bad.address, good.address], '    retry_body_limit: 1kb\n'));
+    const res = await request(port, { method: 'PUT', path: '/doc', body: 'y'.repeat(4096) });
+    expect(res.status).toBe(502);
+    expect(good.seen).toHaveLength(0);
+  });
+
+  it('retries are bounded by `retries`: three dropping targets and retries: 1 → two tries, 502', async () => {
+    const drops = [await dropper(), await dropper(), await dropper()];
+    const { port } = await startProxy(config(drops.map((d) => d.address), '    retries: 1\n'));
+    expect((await request(port)).status).toBe(502);
+    expect(drops.reduce((n, d) => n + d.seen.length, 0)).toBe(2);
+  });
+
+  it('retries are bounded by retry_timeout: a try that failed after the budget is not repeated', async () => {
+    const slowDrop = await startOrigin((req) => setTimeout(() => req.socket.destroy(), 150));
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([slowDrop.address, good.address], '    retries: 3\n    retry_timeout: 50ms\n'));
+    expect((await request(port)).status).toBe(502);
+    expect(good.seen).toHaveLength(0);
+  });
+
+  it('a read timeout on an idempotent request is retried on the next target', async () => {
+    const hang = await startOrigin(() => undefined);
+    onTestFinished(() => hang.server.closeAllConnections());
+    const good = await startOrigin(undefined, 'good');
+    const { port } = await startProxy(config([hang.address, good.address], '    timeouts: { read: 150ms }\n'));
+    const res = await request(port);
+    expect(res.status).toBe(200);
+    expect(res.headers['x-origin']).toBe('good');
+  });
+});
