@@ -63,6 +63,12 @@ describe('escapesPrefix', () => {
     expect(escapesPrefix('/public/..\\admin/x', '/public/')).toBe(true);
   });
 
+  it('reads `;params` the way Tomcat does: /..;/ climbs', () => {
+    expect(escapesPrefix('/public/..;/admin/x', '/public/')).toBe(true);
+    expect(escapesPrefix('/public/..;x=1/admin/x', '/public/')).toBe(true);
+    expect(escapesPrefix('/public/a;jsessionid=1', '/public/')).toBe(false);
+  });
+
   it('is true when the strict reading climbs above the root, whatever the prefix', () => {
     expect(escapesPrefix('/..%2F..%2Fetc', '/')).toBe(true);
   });

@@ -23,6 +23,8 @@ const ROUTES = `  - name: all
   - name: redirect
     rewrite_by_script: redirect.ts
     access_by_script: access.ts
+  - name: validate
+    access_by_script: validate.ts
 `;
 
 const FILES = {
@@ -70,6 +72,19 @@ export default function body(ctx: BodyFilterContext, chunk: string, eof: boolean
 export default function log(ctx: LogContext) {
   const n = ctx.shared("stats").incr("requests", 1, 0);
   ctx.log.info("done", { trail: ctx.vars.trail ?? null, status: ctx.response.status, sent: ctx.bytesSent, total: ctx.timings.total, up: ctx.upstreamAddress, n, err: ctx.error, ct: ctx.response.headers.get("content-type"), path: ctx.request.path });
+}
+`,
+  'validate.ts': `export default function validate(ctx: any) {
+  switch (ctx.request.path) {
+    case "/status": ctx.exit(99); break;
+    case "/redirect-status": ctx.redirect("/x", 200); break;
+    case "/redirect-crlf": ctx.redirect("/x\\r\\nset-cookie: a=1"); break;
+    case "/header-crlf": ctx.exit(200, { headers: { "x-a": "1\\r\\nx-b: 2" } }); break;
+    case "/header-name": ctx.request.headers.set("bad name", "1"); break;
+    case "/path": ctx.request.path = "no-slash"; break;
+    case "/upstream": ctx.upstream = "nope"; break;
+    case "/twice": ctx.exit(200); ctx.exit(201); break;
+  }
 }
 `,
   'redirect.ts': `export default function (ctx: any) { ctx.redirect("https://example.com/new", 301); }`,
@@ -236,6 +251,30 @@ describe('header_filter, body_filter and log', () => {
     expect(bytes.bodyFilter(Buffer.from('abc'), true)).toEqual(Buffer.from('AB'));
     bytes.close();
   });
+});
+
+describe('exit, redirect and request changes are validated with clear errors', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['/status', /RangeError: invalid status 99: expected an integer from 100 to 599/],
+    ['/redirect-status', /RangeError: invalid redirect status 200: expected 301, 302, 303, 307 or 308/],
+    ['/redirect-crlf', /TypeError: invalid redirect URL .*without CR, LF/],
+    ['/header-crlf', /TypeError: header x-a: value contains CR, LF/],
+    ['/header-name', /TypeError: invalid header name "bad name"/],
+    ['/path', /TypeError: invalid path "no-slash": must start with \//],
+    ['/upstream', /TypeError: unknown upstream "nope" \(configured: one, two\)/],
+    ['/twice', /Error: ctx.exit\(\)\/ctx.redirect\(\) was already called/],
+  ];
+  for (const [path, message] of cases) {
+    it(path, () => {
+      const rs = f.host.route(5)!;
+      const req = request({ path });
+      const s = rs.open(req, f.logger);
+      const msg = code(() => s.requestPhases(req));
+      s.close();
+      expect(msg).toMatch(/^PRX_ERR_SCRIPT .*validate\.ts:\d+:\d+: access script threw /);
+      expect(msg).toMatch(message);
+    });
+  }
 });
 
 describe('forbidden calls throw PRX_ERR_PHASE_FORBIDDEN at run time', () => {

@@ -20,6 +20,7 @@ const ROUTES = `  - name: evil
   - name: bomb
     tenant: bomb
     access_by_script: access.ts
+    header_filter_by_script: access.ts
 `;
 
 const FILES = {
@@ -132,6 +133,9 @@ describe('limits', () => {
     const req = request();
     const inFlight = good.open(req, f.logger);
     inFlight.requestPhases(req);
+    const sameTenantReq = request({ path: '/fine' });
+    const sameTenant = bomb.open(sameTenantReq, f.logger);
+    sameTenant.requestPhases(sameTenantReq);
     const { err, ms } = fail('/bomb', bomb);
     expect(err.code).toBe('PRX_ERR_SCRIPT_MEMORY');
     expect(err.message).toMatch(/evil\/access\.ts: access script exhausted tenant bomb's memory_mb \(16 MB\)/);
@@ -139,6 +143,10 @@ describe('limits', () => {
     expect(sandbox.alive).toBe(false);
     evilWorks(bomb);
     expect(sandbox.recreations).toBe(recreations + 1);
+    // a request of the same tenant that was in flight lost its state with the old isolate
+    expect(() => sameTenant.headerFilter({ status: 200, headers: [] })).toThrow(expect.objectContaining({ code: 'PRX_ERR_SCRIPT_MEMORY', message: expect.stringMatching(/state is lost/) }));
+    sameTenant.log({ status: 500, bytesSent: 0, bytesReceived: 0, timings: { total: 1, upstreamConnect: -1, upstreamHeader: -1, upstreamBody: -1 }, upstreamAddress: '', responseHeaders: [], error: 'PRX_ERR_SCRIPT_MEMORY' });
+    sameTenant.close();
     // the other tenant's in-flight request keeps its state
     expect(inFlight.headerFilter({ status: 200, headers: [] })).toBeUndefined();
     inFlight.close();
