@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { buildGeneration } from './generation.ts';
 import type { ProxyServer } from './proxy-server.ts';
 
@@ -28,8 +29,9 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
   try {
     const loaded = await loadConfig(file);
     const warnings: string[] = [];
-    const before = JSON.stringify(server.generation.config.listen);
-    if (JSON.stringify(loaded.config.listen) !== before) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
+    // TLS certificates, client_ca, min_version and ciphers apply on reload (listener.ts reads them per connection).
+    const restartOnly = (c: Config) => JSON.stringify(c.listen.map((l) => ({ ...l, tls: l.tls ? { verify_client: l.tls.verify_client } : undefined })));
+    if (restartOnly(loaded.config) !== restartOnly(server.generation.config)) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
     const gen = await buildGeneration(loaded, logger);
     server.swap(gen);
     for (const w of warnings) logger.warn(w);

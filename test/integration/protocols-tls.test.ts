@@ -1,0 +1,163 @@
+/**
+ * TLS listeners: certificates picked by SNI (exact, wildcard, default), ALPN h2 and http/1.1 on
+ * one port, client-certificate verification, and certificates swapped by hot reload while an open
+ * HTTP/2 connection keeps working.
+ */
+import { copyFileSync, readFileSync } from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createReloader } from '../../src/control/reload.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { makePki, type Pki } from '../helpers/certs.ts';
+import { h2Connect, h2Request } from '../helpers/h2-client.ts';
+import { startOrigin, startProxy } from '../helpers/servers.ts';
+
+let pki: Pki;
+let a: { cert: string; key: string };
+let wild: { cert: string; key: string };
+let clientCert: { cert: string; key: string };
+
+beforeAll(() => {
+  pki = makePki();
+  a = pki.leaf('a', ['a.example.test']);
+  wild = pki.leaf('wild', ['*.wild.example.test']);
+  clientCert = pki.client('client', 'client-1');
+});
+
+function tlsConfig(origin: string, tlsExtra = '', http2 = true): string {
+  return `listen:
+  - address: 127.0.0.1:0
+    http2: ${http2}
+    tls:
+      certificates:
+        - { cert: ${a.cert}, key: ${a.key} }
+        - { cert: ${wild.cert}, key: ${wild.key} }
+${tlsExtra}log: { level: silent }
+upstreams:
+  up: { targets: ["${origin}"] }
+routes:
+  - upstream: up
+`;
+}
+
+/** The certificate the server presents for `servername` (undefined: no SNI). */
+function peerNames(port: number, servername?: string): Promise<{ subject: string; san: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: readFileSync(pki.ca.cert), rejectUnauthorized: false }, () => {
+      const cert = socket.getPeerX509Certificate()!;
+      socket.end();
+      resolve({ subject: cert.subject, san: cert.subjectAltName ?? '' });
+    });
+    socket.on('error', reject);
+  });
+}
+
+function httpsGet(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; text: string; alpn: string | false }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/x', servername: 'a.example.test', headers: { host: 'a.example.test' }, ca: readFileSync(pki.ca.cert), agent: false, ...opts }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), alpn: (res.socket as tls.TLSSocket).alpnProtocol }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('TLS listener', () => {
+  it('SNI picks the exact certificate, a wildcard covers one label, unknown names and no SNI get the first', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(tlsConfig(origin.address));
+    expect((await peerNames(port, 'a.example.test')).san).toBe('DNS:a.example.test');
+    expect((await peerNames(port, 'x.wild.example.test')).san).toBe('DNS:*.wild.example.test');
+    expect((await peerNames(port, 'A.Example.Test')).san).toBe('DNS:a.example.test');
+    expect((await peerNames(port, 'deep.x.wild.example.test')).san).toBe('DNS:a.example.test');
+    expect((await peerNames(port, 'other.test')).san).toBe('DNS:a.example.test');
+    expect((await peerNames(port)).san).toBe('DNS:a.example.test');
+  });
+
+  it('ALPN h2: a node:http2 client gets proxied responses; an HTTP/1.1 client on the same port too', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(tlsConfig(origin.address));
+    const session = await h2Connect(`https://127.0.0.1:${port}`, { servername: 'x.wild.example.test', ca: readFileSync(pki.ca.cert) });
+    expect(session.alpnProtocol).toBe('h2');
+    const res = await h2Request(session, { ':path': '/hello?q=1', ':authority': 'x.wild.example.test' });
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('origin:o GET /hello?q=1');
+    expect(origin.seen[0]!.headers.host).toBe('x.wild.example.test');
+    expect(origin.seen[0]!.headers['x-forwarded-proto']).toBe('https');
+    expect(Object.keys(origin.seen[0]!.headers).some((h) => h.startsWith(':'))).toBe(false);
+
+    const h1 = await httpsGet(port, { ALPNProtocols: ['http/1.1'] } as https.RequestOptions);
+    expect(h1).toEqual({ status: 200, text: 'origin:o GET /x', alpn: 'http/1.1' });
+  });
+
+  it('without http2 only http/1.1 is offered, and TLS below min_version is refused', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(tlsConfig(origin.address, '      min_version: TLSv1.3\n', false));
+    const res = await httpsGet(port, { ALPNProtocols: ['h2', 'http/1.1'] } as https.RequestOptions);
+    expect(res.status).toBe(200);
+    expect(res.alpn).toBe('http/1.1');
+    await expect(httpsGet(port, { maxVersion: 'TLSv1.2' })).rejects.toThrow();
+  });
+
+  it('verify_client on: no client certificate is refused, one signed by client_ca is accepted', async () => {
+    const origin = await startOrigin();
+    const other = makePki(undefined, 'other-ca').client('stranger', 'stranger');
+    const { port } = await startProxy(tlsConfig(origin.address, `      client_ca: ${pki.ca.cert}\n      verify_client: on\n`));
+    await expect(httpsGet(port)).rejects.toThrow();
+    await expect(httpsGet(port, { cert: readFileSync(other.cert), key: readFileSync(other.key) })).rejects.toThrow();
+    const ok = await httpsGet(port, { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) });
+    expect(ok.status).toBe(200);
+    expect(origin.seen).toHaveLength(1);
+  });
+
+  it('hot reload swaps the certificate for new connections; an open h2 connection keeps working', async () => {
+    const origin = await startOrigin();
+    const { port, server, file } = await startProxy(tlsConfig(origin.address));
+    const session = await h2Connect(`https://127.0.0.1:${port}`, { servername: 'a.example.test', ca: readFileSync(pki.ca.cert) });
+    expect((await h2Request(session, { ':path': '/before', ':authority': 'a.example.test' })).status).toBe(200);
+    const before = new X509Certificate(readFileSync(a.cert)).serialNumber;
+
+    const renewed = pki.leaf('a-renewed', ['a.example.test']);
+    copyFileSync(renewed.cert, a.cert);
+    copyFileSync(renewed.key, a.key);
+    const result = await createReloader(server, file, createLogger('silent'))();
+    expect(result).toMatchObject({ ok: true, warnings: [] });
+
+    const fresh = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, servername: 'a.example.test', ca: readFileSync(pki.ca.cert) }, () => {
+        resolve(s.getPeerX509Certificate()!.serialNumber);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+    expect(fresh).not.toBe(before);
+    expect(fresh).toBe(new X509Certificate(readFileSync(renewed.cert)).serialNumber);
+    // Without SNI the (renewed) default certificate too.
+    const noSni = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        resolve(s.getPeerX509Certificate()!.serialNumber);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+    expect(noSni).toBe(fresh);
+    // The connection opened before the reload still serves requests.
+    expect((await h2Request(session, { ':path': '/after', ':authority': 'a.example.test' })).text).toBe('origin:o GET /after');
+  });
+
+  it('a reload with a certificate that does not load fails and keeps the running certificates', async () => {
+    const origin = await startOrigin();
+    const { port, server, file } = await startProxy(tlsConfig(origin.address));
+    const yaml = readFileSync(file, 'utf8').replace(a.key, wild.key); // key does not match the cert
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(file, yaml);
+    const result = await createReloader(server, file, createLogger('silent'))();
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems[0]).toContain(a.cert);
+    expect((await httpsGet(port)).status).toBe(200);
+  });
+});
