@@ -98,18 +98,19 @@ export function parseRequestTarget(url: string, method: string): RequestTarget |
 }
 
 /**
- * True when an upstream that decodes every escape (including `%2F`, `%5C`, `%2E`) and reads `\` as
- * `/` would see a path outside `prefix`, or above the root. The proxy then refuses with 400.
+ * True when an upstream that decodes every escape (including `%2F`, `%5C`, `%2E`), reads `\` as
+ * `/` and drops `;params` from segments (Tomcat/Jetty: `/..;/` is `/../`) would see a path outside
+ * `prefix`, or above the root. The proxy then refuses with 400.
  */
 export function escapesPrefix(path: string, prefix: string): boolean {
-  if (!path.includes('%') && !path.includes('\\')) return false;
+  if (!path.includes('%') && !path.includes('\\') && !path.includes(';')) return false;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'));
   } catch {
     return true;
   }
-  const strict = removeDotSegments(decoded.replace(/\\/g, '/'));
+  const strict = removeDotSegments(decoded.replace(/\\/g, '/').replace(/;[^/]*/g, ''));
   if (strict === undefined) return true;
   if (prefix === '/') return false;
   // A prefix like `/api` must still cover the strict reading (`/api/../x` is outside, `/api/x` is not).

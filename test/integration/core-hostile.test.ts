@@ -219,7 +219,7 @@ routes:
     await expectNotEscaped('/public/./../admin/./x');
   });
 
-  for (const target of ['/public/..%2Fadmin/x', '/public/..%2fadmin/x', '/public/..%5Cadmin/x', '/public/..\\admin/x', '/public/%2e%2e%2fadmin/x']) {
+  for (const target of ['/public/..%2Fadmin/x', '/public/..%2fadmin/x', '/public/..%5Cadmin/x', '/public/..\\admin/x', '/public/%2e%2e%2fadmin/x', '/public/..;/admin/x', '/public/..%3B/admin/x']) {
     it(`${target} → 400`, async () => {
       const { pub, admin, port } = await twoRoutes();
       const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
@@ -242,6 +242,13 @@ routes:
     const res = await rawRequest(port, 'GET /public/a/./b/../c/%7Euser/%41?q=/../x&r=%2e%2e HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
     expect(statusOf(res.text)).toBe(200);
     expect(pub.seen.map((s) => s.url)).toEqual(['/public/a/c/~user/A?q=/../x&r=%2e%2e']);
+  });
+
+  it('path parameters and encoded slashes that stay inside the prefix pass unchanged', async () => {
+    const { pub, port } = await twoRoutes();
+    const res = await rawRequest(port, 'GET /public/a;jsessionid=1/b%2Fc HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(pub.seen.map((s) => s.url)).toEqual(['/public/a;jsessionid=1/b%2Fc']);
   });
 
   it('absolute-form /public/../admin/x is handled the same way', async () => {

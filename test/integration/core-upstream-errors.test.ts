@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -71,6 +72,60 @@ describe('upstream failures', () => {
     const { port: proxy } = await startProxy(simpleConfig([{ address: `127.0.0.1:${port}` } as Origin]));
     const res = await request(proxy);
     expect(res.status).toBe(502);
+  });
+
+  it('an origin whose SYNs go unanswered gives 504 after timeouts.connect', async (ctx) => {
+    // A listening socket that never accepts, with its accept queue filled: the kernel then drops
+    // further SYNs, so a connect hangs. Node always accepts, so python holds the socket.
+    const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    py.on('error', () => undefined);
+    onTestFinished(() => void py.kill('SIGKILL'));
+    const port = await new Promise<number>((resolve) => {
+      py.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+      py.once('error', () => resolve(0));
+    });
+    if (!port) return ctx.skip();
+    const fillers: net.Socket[] = [];
+    onTestFinished(() => fillers.forEach((f) => f.destroy()));
+    for (let i = 0; i < 3; i++) {
+      const f = net.connect(port, '127.0.0.1');
+      f.on('error', () => undefined);
+      fillers.push(f);
+    }
+    await new Promise<void>((r) => fillers[0]!.once('connect', () => r()));
+    // Is the queue full? A probe connect must hang; otherwise this kernel does not drop SYNs.
+    const hangs = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(port, '127.0.0.1');
+      fillers.push(probe);
+      probe.on('error', () => resolve(false));
+      probe.once('connect', () => resolve(false));
+      setTimeout(() => resolve(true), 200);
+    });
+    if (!hangs) return ctx.skip();
+    const { port: proxy } = await startProxy(simpleConfig([{ address: `127.0.0.1:${port}` } as Origin], '    timeouts: { connect: 300ms }\n'));
+    const t0 = performance.now();
+    const res = await request(proxy);
+    const ms = performance.now() - t0;
+    expect(res.status).toBe(504);
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(3000);
+  });
+
+  it('an origin response with both Content-Length and Transfer-Encoding gives 502, never a smuggled body', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.socket!.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    const res = await request(port);
+    expect(res.status).toBe(502);
+  });
+
+  it('an origin that answers with garbage gives 502', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.socket!.end('NOT HTTP AT ALL\r\n\r\n');
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    expect((await request(port)).status).toBe(502);
   });
 
   it('an origin that accepts but never answers gives 504 after timeouts.read', async () => {
