@@ -171,10 +171,10 @@ export class Upstream extends EventEmitter {
     return this.#balancer.pick({ skip: tried?.size ? (x) => tried.has(x) : undefined, key });
   }
 
-  /** True when no target is healthy now (for the 503 message). */
+  /** True when there are targets and none is healthy now (for the 503 message). */
   allDown(): boolean {
     const now = performance.now();
-    return !this.#endpoints.some((e) => e.health.isUp(now));
+    return this.#endpoints.length > 0 && !this.#endpoints.some((e) => e.health.isUp(now));
   }
 
   /** A try got its response head after `ms`. */
