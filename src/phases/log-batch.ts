@@ -76,17 +76,21 @@ export class LogBatch {
       return;
     }
     if (typeof out !== 'string' || out === '') return;
-    let outcomes: WireFlushOutcome[];
     try {
-      outcomes = JSON.parse(out) as WireFlushOutcome[];
-    } catch {
-      return;
-    }
-    for (const [sid, logs, error] of outcomes) {
-      const sink = sinks.get(sid);
-      if (!sink) continue;
-      if (Array.isArray(logs) && logs.length) sink.logs(logs);
-      if (error) sink.failed(error);
+      const parsed = JSON.parse(out) as WireFlushOutcome[] | { e?: WireError };
+      if (!Array.isArray(parsed)) {
+        // The whole batch's result was refused inside the isolate (e.g. too many log lines).
+        this.#logger.error({ tenant: this.#sandbox.tenant, requests: sids.length, reason: parsed.e?.m }, 'log phase batch result refused');
+        return;
+      }
+      for (const [sid, logs, error] of parsed) {
+        const sink = sinks.get(sid);
+        if (!sink) continue;
+        if (Array.isArray(logs) && logs.length) sink.logs(logs);
+        if (error) sink.failed(error);
+      }
+    } catch (err) {
+      this.#logger.error({ err, tenant: this.#sandbox.tenant }, 'log phase batch result could not be read');
     }
   }
 }

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ProxyError } from '../errors.ts';
 import { PHASE_ID, type WireBodyEnvelope, type WireError, type WireHeadResult, type WireLog, type WireRequestResult } from '../sandbox/wire.ts';
 import type { LogSummary, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from './contract.ts';
-import { checkHeaderList, checkStatus, checkString, initRecord, responseRecord } from './wire-codec.ts';
+import { checkHeaderList, checkStatus, checkString, initRecord, parseResult, responseRecord } from './wire-codec.ts';
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
 import { ScriptLogSink } from './script-log.ts';
@@ -73,7 +73,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     const init = this.#epoch === 0 ? initRecord(rs.index, req) : this.#init();
     const out = this.#call('req', [this.#sid, init], rs.requestPhaseIds);
     if (out === '') return CONTINUE;
-    const o = JSON.parse(checkString(out, 'rewrite/access')) as WireRequestResult;
+    const o = parseResult<WireRequestResult>(checkString(out, 'rewrite/access'), 'rewrite/access');
     this.#done(o.l, rs.has.rewrite ? 'rewrite' : 'access');
     if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
     if (o.x !== undefined) {
@@ -97,7 +97,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     const out = this.#call('res', [this.#sid, init, responseRecord(head)], [PHASE_ID.header_filter]);
     this.#headInIsolate = true;
     if (out === '') return undefined;
-    const o = JSON.parse(checkString(out, 'header_filter')) as WireHeadResult;
+    const o = parseResult<WireHeadResult>(checkString(out, 'header_filter'), 'header_filter');
     this.#done(o.l, 'header_filter');
     if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
     const next: ResponseHead = {
@@ -121,7 +121,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     const tag = s.charCodeAt(0);
     if (tag === T) return Buffer.from(s.slice(1), 'utf8');
     if (tag === B) return Buffer.from(s.slice(1), 'latin1');
-    const env = JSON.parse(s.slice(1)) as WireBodyEnvelope;
+    const env = parseResult<WireBodyEnvelope>(s.slice(1), 'body_filter');
     this.#done(env.l, 'body_filter');
     if (env.e) throw rs.sandbox.scriptError(rs.keys, env.e);
     if (env.r === null) return piece.same ? undefined : piece.bytes;

@@ -35,3 +35,15 @@ export function checkStatus(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 100 || v > 599) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: invalid status from the sandbox`);
   return v;
 }
+
+/** Parses a JSON result of the bootstrap; anything that does not parse to an object is PRX_ERR_SCRIPT_RESULT. */
+export function parseResult<T extends object>(text: string, what: string): T {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  if (typeof v !== 'object' || v === null) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: malformed result from the sandbox`);
+  return v as T;
+}

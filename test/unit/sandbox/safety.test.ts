@@ -13,6 +13,7 @@ const ROUTES = `  - name: evil
     access_by_script: access.ts
     header_filter_by_script: access.ts
     body_filter_by_script: body.ts
+    log_by_script: log.ts
   - name: good
     tenant: good
     access_by_script: access.ts
@@ -42,6 +43,11 @@ export default function access(ctx: AccessContext) {
     case "/globals": ctx.request.headers.set("x-globals", [typeof (globalThis as any).require, typeof process, typeof fetch, typeof setTimeout, typeof setInterval, typeof queueMicrotask === "function" ? "function" : "undefined", typeof (globalThis as any).ivm, typeof (globalThis as any).__sgBoot, typeof Buffer].join(",")); break;
     case "/escape": ctx.request.headers.set("x-escape", String((() => { try { return (ctx.constructor.constructor as any)("return typeof process")(); } catch (e) { return "threw"; } })())); break;
   }
+}
+`,
+  'evil/log.ts': `export default function log(ctx: any) {
+  if (ctx.request.path === "/loop-log") for (;;) {}
+  if (ctx.request.path === "/throw-log") throw new TypeError("log broke");
 }
 `,
   'evil/lib/fail.ts': `// a helper in another file, so the mapped position is not the entry file
@@ -158,6 +164,38 @@ describe('limits', () => {
     fail('/loop');
     goodWorks(s);
     s.close();
+  });
+});
+
+describe('log phase failures', () => {
+  const summary = { status: 200, bytesSent: 1, bytesReceived: 0, timings: { total: 1, upstreamConnect: 0, upstreamHeader: 0, upstreamBody: 0 }, upstreamAddress: '', responseHeaders: [], error: '' };
+  it('a log script that throws is logged with its file:line and never thrown', () => {
+    const req = request({ path: '/throw-log' });
+    const s = evil.open(req, f.logger);
+    s.requestPhases(req);
+    s.log(summary);
+    s.close();
+    f.host.flush();
+    const line = f.logs.filter((l) => l.code === 'PRX_ERR_SCRIPT').at(-1)!;
+    expect(line.msg).toMatch(/evil\/log\.ts:3:\d+: log script threw TypeError: log broke/);
+  });
+  it('a log script that loops is cut off; the batch is logged and every state in it freed', () => {
+    const sandbox = f.host.sandbox('evil')!;
+    f.host.flush();
+    const before = sandbox.liveRequests();
+    for (const path of ['/fine', '/loop-log', '/fine']) {
+      const req = request({ path });
+      const s = evil.open(req, f.logger);
+      s.requestPhases(req);
+      s.log(summary);
+      s.close();
+    }
+    const t0 = performance.now();
+    f.host.flush();
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(f.logs.some((l) => l.msg === 'log phase batch failed; request state freed')).toBe(true);
+    expect(sandbox.liveRequests()).toBe(before);
+    evilWorks();
   });
 });
 
