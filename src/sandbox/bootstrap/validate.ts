@@ -6,6 +6,8 @@
  */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const NO_CTL = /^[^\x00-\x1f\x7f]*$/;
+/** Header values may contain horizontal tabs, no other control character. */
+const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
 const PATH = /^\/[^\x00-\x20\x7f#?]*$/;
 const QUERY = /^[^\x00-\x20\x7f#]*$/;
 const REDIRECT_STATUS = [301, 302, 303, 307, 308];
@@ -31,7 +33,7 @@ export function headerName(name: unknown): string {
 export function headerValue(name: string, value: unknown): string {
   if (typeof value !== 'string' && typeof value !== 'number') throw new TypeError(`header ${name}: value must be a string, got ${typeof value}`);
   const v = capped(String(value), `header ${name}`);
-  if (!NO_CTL.test(v.replace(/\t/g, ' '))) throw new TypeError(`header ${name}: value contains CR, LF or another control character`);
+  if (!HEADER_VALUE.test(v)) throw new TypeError(`header ${name}: value contains CR, LF or another control character`);
   return v;
 }
 

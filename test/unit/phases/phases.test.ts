@@ -207,6 +207,12 @@ describe('header_filter, body_filter and log', () => {
     const line = f.logs.filter((l) => l.msg === 'done').at(-1)!;
     expect(line).toMatchObject({ trail: ['rewrite:rewrite', 'access:/v1/users', 'header_filter:404'], status: 200, sent: 10, total: 5, up: '127.0.0.1:9001', err: '', ct: 'text/plain', path: '/v1/users', phase: 'log' });
   });
+  it('accounts the tenant CPU from iso.cpuTime', () => {
+    const [stats] = f.host.stats();
+    expect(stats!.tenant).toBe('default');
+    expect(stats!.cpuNs).toBeGreaterThan(0n);
+    expect(stats!.calls).toBeGreaterThan(0);
+  });
   it('close() without log frees the state too', () => {
     const sandbox = f.host.sandbox('default')!;
     f.host.flush();
