@@ -44,6 +44,8 @@ export interface ListenerContext {
 /** Headers the proxy sets itself upstream; incoming copies are dropped (XFF is appended to). */
 const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 
 export class Exchange implements Dispatcher.DispatchHandler {
@@ -131,6 +133,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
     if (hosts > 1) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'more than one Host header');
     const hostHeader = target.authority ?? req.headers.host ?? (this.#h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
+    if (!HOST_VALUE.test(hostHeader)) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'invalid Host header');
     if (this.#h2) this.#startGrpc();
     const route = this.#gen.router.match(hostName(hostHeader), target.path === '*' ? '/' : target.path, method);
     if (!route) return this.#local(404, 'PRX_ERR_NO_ROUTE');
@@ -346,8 +349,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
+  onResponseEnd(controller: Dispatcher.DispatchController, parsedTrailers?: Record<string, string | string[] | undefined>): void {
     this.#tEnd = performance.now();
+    const trailers = upstreamTrailers(controller, parsedTrailers);
     this.#releaseTarget();
     if (this.#done || this.#res.writableEnded) return;
     if (this.#pendingHead && !this.#bodyFilter) {
@@ -549,6 +553,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#gen.release();
   }
+}
+
+/**
+ * The upstream response's trailers. undici 7 passes HTTP/2 trailers through its HTTP/1 header
+ * parser, which turns node's trailers object into `{}`; the object itself is on the controller.
+ */
+function upstreamTrailers(controller: Dispatcher.DispatchController, parsed: Record<string, string | string[] | undefined> | undefined): Record<string, string | string[] | undefined> | undefined {
+  const raw = (controller as { rawTrailers?: unknown }).rawTrailers;
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) return raw as Record<string, string | string[] | undefined>;
+  return parsed;
 }
 
 function uncork(res: ServerResponse): void {

@@ -287,6 +287,24 @@ routes:
     expect(pub.connections() + admin.connections()).toBe(0);
   });
 
+  for (const bad of ['public.test/x', 'a@public.test', 'public.test x', 'public.test:80:80', 'public.test:port']) {
+    it(`an invalid Host (${JSON.stringify(bad)}) → 400`, async () => {
+      const { pub, admin, port } = await hostRoutes();
+      const res = await rawRequest(port, `GET /x HTTP/1.1\r\nHost: ${bad}\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text)).toBe(400);
+      expect(pub.connections() + admin.connections()).toBe(0);
+    });
+  }
+
+  it('valid Host forms route: name with port, trailing dot, upper case', async () => {
+    const { pub, port } = await hostRoutes();
+    for (const host of ['public.test:8080', 'public.test.', 'PUBLIC.test']) {
+      const res = await rawRequest(port, `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text), host).toBe(200);
+    }
+    expect(pub.seen.map((s) => s.headers.host)).toEqual(['public.test:8080', 'public.test.', 'PUBLIC.test']);
+  });
+
   it('an absolute-form target routes by its authority and sends that authority upstream as Host', async () => {
     const { pub, admin, port } = await hostRoutes();
     const res = await rawRequest(port, 'GET http://public.test/x HTTP/1.1\r\nHost: admin.internal\r\nConnection: close\r\n\r\n', 3000);
