@@ -51,8 +51,12 @@ export async function fixture(files: Record<string, string>): Promise<Fixture> {
   }
 }
 
-/** A config with one listener, two upstreams and the given routes/tenants YAML. */
-export function config(routes: string, tenants = ''): string {
+/**
+ * A config with one listener, two upstreams and the given routes/tenants YAML. The default tenant
+ * gets a generous cpu_ms: the limit is wall-clock, and a loaded test machine must not fail scripts
+ * that do not loop.
+ */
+export function config(routes: string, tenants = 'tenants:\n  default: { cpu_ms: 1000, scripts: . }\n'): string {
   return `listen:\n  - address: 127.0.0.1:0\nupstreams:\n  one: { targets: ["127.0.0.1:9001"] }\n  two: { targets: ["127.0.0.1:9002"] }\n${tenants}routes:\n${routes}`;
 }
 
