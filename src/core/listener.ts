@@ -123,7 +123,11 @@ export class Listener {
       const h2 = this.http2;
       this.server = net.createServer({ noDelay: true }, (socket) => {
         this.#track(socket);
-        sniffH2cPreface(socket, limits.client_header_timeout, (s, isH2) => (isH2 ? h2.accept(s) : this.http1.emit('connection', s)));
+        sniffH2cPreface(socket, limits.client_header_timeout, (s, isH2) => {
+          if (isH2) return h2.accept(s); // http2 reads what the sniffer put back itself
+          this.http1.emit('connection', s);
+          s.resume(); // the http parser gets the put-back bytes as 'data'
+        });
       });
     } else this.server = this.http1;
     // The http server does not bind the port itself here: start its connection tracking (the

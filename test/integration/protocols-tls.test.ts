@@ -54,7 +54,7 @@ function peerNames(port: number, servername?: string): Promise<{ subject: string
   });
 }
 
-function httpsGet(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; text: string; alpn: string | false }> {
+function httpsGet(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; text: string; alpn: string | false | null }> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', port, path: '/x', servername: 'a.example.test', headers: { host: 'a.example.test' }, ca: readFileSync(pki.ca.cert), agent: false, ...opts }, (res) => {
       const chunks: Buffer[] = [];
