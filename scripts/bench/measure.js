@@ -4,7 +4,8 @@
 import { get } from './net.js';
 import { stop } from './procs.js';
 import { runWrk } from './wrk.js';
-import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, CLK_TCK } from './proc-stat.js';
+import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, otherLoad, CLK_TCK } from './proc-stat.js';
+import { parseDurationMs } from './wrk.js';
 import os from 'node:os';
 import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
 
@@ -41,8 +42,25 @@ const median = (xs) => {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 };
 
+/**
+ * With BENCH_QUIET_WAIT set, wait (at most that long) until other processes use less than 10 % of
+ * the machine's CPU over a second, so that a busy neighbour does not skew the run.
+ */
+async function waitQuiet(env, pids, log) {
+  const budget = parseDurationMs(env.quietWait);
+  if (!(budget > 0)) return;
+  const deadline = Date.now() + budget;
+  let load = 1;
+  while (Date.now() < deadline) {
+    load = await otherLoad(1000, pids);
+    if (load < 0.1) return;
+  }
+  log(`  machine still busy after ${env.quietWait} (other processes ${(load * 100).toFixed(0)}% CPU); measuring anyway`);
+}
+
 /** One warm-up + one measured wrk run of one path. */
-async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort }) {
+async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, log }) {
+  await waitQuiet(env, [originPid, ...(proxyPid ? [proxyPid] : [])], log);
   const rss = proxyPid ? startRssSampler(proxyPid, 200) : null;
   try {
     if (env.warmup !== '0s') await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.warmup });
@@ -121,7 +139,7 @@ export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
       for (let i = 0; i < env.repeat; i++) {
         if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
         try {
-          reps.push(await measureOnce({ env, wrkBin, url: `http://127.0.0.1:${port}${p}`, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port }));
+          reps.push(await measureOnce({ env, wrkBin, url: `http://127.0.0.1:${port}${p}`, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port, log }));
         } catch (e) {
           reps.push({ error: e.message });
         }

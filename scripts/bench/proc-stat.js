@@ -174,3 +174,19 @@ export function selfTicks() {
   const st = readStat(process.pid);
   return st ? st.utime + st.stime + st.cutime + st.cstime : NaN;
 }
+
+/**
+ * Share of the machine's CPU (0..1, all cores) used over `ms` by processes other than `exclude`
+ * (PIDs whose trees are ours: origin, proxy) and this harness.
+ */
+export async function otherLoad(ms, exclude = []) {
+  const cores = Math.max(1, (readFileSync('/proc/stat', 'latin1').match(/^cpu\d+ /gm) || []).length);
+  const ours = () => exclude.reduce((sum, pid) => {
+    for (const [, v] of cpuSnapshot(pid)) sum += v.own;
+    return sum;
+  }, 0);
+  const s0 = systemBusyTicks(), o0 = ours(), h0 = selfTicks();
+  await new Promise((r) => setTimeout(r, ms));
+  const other = systemBusyTicks() - s0 - (ours() - o0) - (selfTicks() - h0);
+  return Math.min(1, Math.max(0, other / CLK_TCK / ((ms / 1000) * cores)));
+}

@@ -36,6 +36,7 @@ function readEnv() {
     repeat: int('BENCH_REPEAT', 1, 1, 9),
     threads: int('BENCH_THREADS', 2, 1, 64),
     conns: int('BENCH_CONNECTIONS', 64, 1, 10_000),
+    quietWait: dur('BENCH_QUIET_WAIT', '0s'),
     only: e.BENCH_ONLY ?? '',
     skip: e.BENCH_SKIP ?? '',
   };
@@ -47,6 +48,7 @@ function gitRev() {
 }
 
 async function main() {
+  const started = Date.now();
   installCleanupHandlers();
   const env = readEnv();
   const rows = selectRows(env.only, env.skip);
@@ -58,7 +60,7 @@ async function main() {
   const upstreamConf = readFileSync(path.join(ref, 'upstream.conf'), 'utf8');
   if (!upstreamConf.includes(JSON.stringify(SMALL_BODY).slice(1, -1))) log('[bench] note: upstream.conf /small body differs from the one the checks expect; checks of /small will fail');
 
-  const perRow = 2 * (parseDurationMs(env.warmup) + parseDurationMs(env.duration)) * env.repeat / 1000 + 3;
+  const perRow = (2 * (parseDurationMs(env.warmup) + parseDurationMs(env.duration) + parseDurationMs(env.quietWait)) * env.repeat) / 1000 + 5;
   log(`[bench] reference configs: ${ref}`);
   if (scriptgateRoot() !== REPO) log(`[bench] scriptgate from ${scriptgateRoot()} (BENCH_SCRIPTGATE_ROOT)`);
   log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((perRow * rows.length) / 60 * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
@@ -104,7 +106,7 @@ async function main() {
     warnings,
   };
   writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
-  log(`\n[bench] wrote ${path.relative(process.cwd(), file) || file}`);
+  log(`\n[bench] wrote ${path.relative(process.cwd(), file) || file} (run took ${Math.round((Date.now() - started) / 1000)} s)`);
 }
 
 main()
