@@ -62,6 +62,7 @@ async function waitQuiet(env, pids, log) {
 async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, log }) {
   await waitQuiet(env, [originPid, ...(proxyPid ? [proxyPid] : [])], log);
   const rss = proxyPid ? startRssSampler(proxyPid, 200) : null;
+  let mem;
   try {
     if (env.warmup !== '0s') await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.warmup });
     const stBefore = await nginxStatus(originPort);
@@ -79,7 +80,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
     const stAfter = await nginxStatus(originPort);
     const proxyCpu = proxyPid ? cpuSecondsBetween(pBefore, pAfter) : null;
     const originCpu = cpuSecondsBetween(oBefore, oAfter);
-    const mem = rss?.stop();
+    mem = rss?.stop();
     // CPU used by processes that are not part of the measurement (other jobs on the machine):
     // everything the kernel counted minus proxy, origin, and this harness with wrk.
     const harnessS = (selfAfter - selfBefore) / CLK_TCK;
@@ -95,7 +96,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
       originCpuS: originCpu.cpuS,
       wrkAndHarnessCpuS: harnessS,
       otherCpuS: Math.max(0, otherCpuS),
-      otherLoad: Math.max(0, otherCpuS) / (windowS * os.cpus().length),
+      otherLoad: Math.min(1, Math.max(0, otherCpuS) / (windowS * os.cpus().length)),
       rpsPerCpu: proxyCpu && proxyCpu.cpuS > 0 ? w.requests / proxyCpu.cpuS : null,
       cpuSPer10k: proxyCpu ? (proxyCpu.cpuS / w.requests) * 1e4 : null,
       peakRssMiB: mem ? mem.peakSumKiB / MiB : null,
@@ -108,7 +109,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
     };
     return out;
   } finally {
-    rss?.stop();
+    if (!mem) rss?.stop();
   }
 }
 

@@ -43,8 +43,10 @@ export function start(name, cmd, args, { cwd, env, logFile, capture = false } = 
       resolve({ code: null, signal: null, error: err });
     });
   });
+  const handle = { name, pid: child.pid, child, exited, entry };
+  entry.handle = handle;
   if (child.pid) running.set(child.pid, entry);
-  return { name, pid: child.pid, child, exited, entry };
+  return handle;
 }
 
 function alive(pid) {
@@ -92,7 +94,7 @@ export async function stop(handle, { signal = 'SIGTERM', graceMs = 5000 } = {}) 
 /** Stop everything still running (reverse start order). */
 export async function stopAll() {
   const entries = [...running.values()].reverse();
-  for (const e of entries) await stop({ pid: e.child.pid, entry: e, exited: new Promise((r) => (e.exited ? r() : e.child.once('exit', r))) }, { graceMs: 3000 });
+  for (const e of entries) await stop(e.handle, { graceMs: 3000 });
 }
 
 /** Synchronous last resort for process 'exit': SIGKILL every PID still registered and its descendants. */
