@@ -134,6 +134,54 @@ describe('hostile requests get 4xx and never reach the origin', () => {
   });
 });
 
+describe('keep-alive connections', () => {
+  /** Sends `first` on a fresh connection, then calls `next` once the first response is in; resolves with timings at close. */
+  function converse(port: number, first: string, next: (s: net.Socket) => void): Promise<{ text: string; firstAt: number; closedAt: number }> {
+    return new Promise((resolve) => {
+      const t0 = Date.now();
+      const s = net.connect(port, '127.0.0.1');
+      let text = '';
+      let firstAt = -1;
+      s.on('error', () => undefined);
+      s.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (firstAt < 0 && /\r\n0\r\n\r\n$|\r\n\r\norigin:o GET \/one$/.test(text)) {
+          firstAt = Date.now() - t0;
+          next(s);
+        }
+      });
+      const cap = setTimeout(() => s.destroy(), 5000);
+      s.on('close', () => {
+        clearTimeout(cap);
+        resolve({ text, firstAt, closedAt: Date.now() - t0 });
+      });
+      s.write(first);
+    });
+  }
+
+  it('a second request head that stalls on a kept-alive connection is cut at client_header_timeout too', async () => {
+    const { origin, port } = await setup();
+    const r = await converse(port, 'GET /one HTTP/1.1\r\nHost: a\r\n\r\n', (s) => {
+      // Idle longer than client_header_timeout first: idle time is keepalive_timeout's business.
+      setTimeout(() => s.write('GET /two HTTP/1.1\r\nHost: a\r\nX-Slow:'), 700);
+    });
+    const sinceHalf = r.closedAt - r.firstAt - 700;
+    expect(sinceHalf).toBeGreaterThanOrEqual(400);
+    expect(sinceHalf).toBeLessThan(2000);
+    expect(r.text).toMatch(/HTTP\/1\.1 408 /);
+    expect(origin.seen.map((x) => x.url)).toEqual(['/one']);
+  });
+
+  it('an idle kept-alive connection is closed after keepalive_timeout', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]).replace('upstreams:', 'limits: { keepalive_timeout: 300ms }\nupstreams:'));
+    const r = await converse(port, 'GET /one HTTP/1.1\r\nHost: a\r\n\r\n', () => undefined);
+    const idle = r.closedAt - r.firstAt;
+    expect(idle).toBeGreaterThanOrEqual(250);
+    expect(idle).toBeLessThan(2500);
+  });
+});
+
 describe('request bodies over max_body_size', () => {
   it('a Content-Length over the limit → 413 without contacting the origin', async () => {
     const { origin, port } = await setup();
