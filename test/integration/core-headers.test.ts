@@ -157,3 +157,17 @@ describe('X-Forwarded-* and Host', () => {
     expect(origin.seen[0]!.headers['x-forwarded-host']).toBe('client.test');
   });
 });
+
+describe('X-Request-Id', () => {
+  it('a valid incoming X-Request-Id is kept; an invalid one is replaced by a fresh UUID', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    await request(port, { headers: { 'x-request-id': 'abc-123.x:y_z' } });
+    await request(port, { headers: { 'x-request-id': 'has spaces and "quotes"' } });
+    await request(port);
+    expect(origin.seen[0]!.headers['x-request-id']).toBe('abc-123.x:y_z');
+    expect(origin.seen[1]!.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(origin.seen[2]!.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(origin.seen[1]!.headers['x-request-id']).not.toBe(origin.seen[2]!.headers['x-request-id']);
+  });
+});
