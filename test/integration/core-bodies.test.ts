@@ -144,6 +144,20 @@ describe('request and response bodies', () => {
     expect(res.hash).toBe(sha(big));
   });
 
+  it('an HTTP/1.0 client gets a chunked origin response close-delimited, whole', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.write('part one, ');
+      res.end('part two');
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    const c = rawClient(port);
+    c.socket.write('GET /old HTTP/1.0\r\n\r\n');
+    const text = await c.until(() => false);
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).not.toMatch(/transfer-encoding/i);
+    expect(text.endsWith('\r\n\r\npart one, part two')).toBe(true);
+  });
+
   it('HEAD keeps the origin Content-Length and sends no body', async () => {
     const origin = await startOrigin((req, res) => {
       if (req.url === '/next') return res.end('next');
