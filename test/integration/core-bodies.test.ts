@@ -158,6 +158,19 @@ describe('request and response bodies', () => {
     expect(text.endsWith('\r\n\r\npart one, part two')).toBe(true);
   });
 
+  it('interim 103 Early Hints from the origin are not forwarded; the final response is', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' }, () => res.end('final'));
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    const c = rawClient(port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const text = await c.until(() => false);
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).not.toContain('103');
+    expect(text).toMatch(/final(\r\n0\r\n\r\n)?$/);
+  });
+
   it('HEAD keeps the origin Content-Length and sends no body', async () => {
     const origin = await startOrigin((req, res) => {
       if (req.url === '/next') return res.end('next');

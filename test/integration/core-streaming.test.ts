@@ -174,3 +174,31 @@ describe('aborts', () => {
     expect(connections).toBe(1);
   });
 });
+
+describe('graceful shutdown in process', () => {
+  it('a response in flight on a keep-alive connection completes with Connection: close, then the connection ends', async () => {
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => (arrived = r));
+    let release!: () => void;
+    const o = await origin((_req, res) => {
+      arrived();
+      release = () => res.end('done');
+    });
+    const { port, server } = await startProxy(simpleConfig([o]));
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await inFlight;
+    const drained = server.shutdown(true, 5000);
+    // New connections are refused while the old one drains.
+    await expect(request(port)).rejects.toThrow(/ECONNREFUSED/);
+    release();
+    await closed;
+    await drained;
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(text).toMatch(/done(\r\n0\r\n\r\n)?$/);
+  });
+});
