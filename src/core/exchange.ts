@@ -24,7 +24,7 @@ import { hostName, type CompiledRoute } from './router.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
-import { endGrpc, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
+import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 import { recordRequest, scriptErrors, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
 import { readReplayBody } from '../upstream/replay-body.ts';
@@ -358,8 +358,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // gRPC trailers-only answer (status in the head, no body): send it on as one HEADERS frame.
       const head = this.#pendingHead.concat(trailers ? forwardResponseHeaders(trailers) : []);
       this.#pendingHead = undefined;
-      this.#res.writeHead(this.#status, head);
-      this.#res.end();
+      sendTrailersOnly(this.#res, this.#status, head);
       return;
     }
     if (this.#pendingHead) this.#flushHead();

@@ -102,9 +102,27 @@ export function endGrpc(res: ServerResponse, status: number, message: string): v
   const encoded = encodeGrpcMessage(message);
   if (!res.headersSent) {
     res.sendDate = false;
-    res.writeHead(200, ['content-type', 'application/grpc', 'grpc-status', String(status), 'grpc-message', encoded]);
+    sendTrailersOnly(res, 200, ['content-type', 'application/grpc', 'grpc-status', String(status), 'grpc-message', encoded]);
+    return;
   } else {
     res.addTrailers({ 'grpc-status': String(status), 'grpc-message': encoded });
   }
+  res.end();
+}
+
+/**
+ * Sends a head that also ends the response: over HTTP/2 one HEADERS frame with END_STREAM (what
+ * gRPC calls trailers-only; `writeHead()` then `end()` would send the head without END_STREAM and
+ * an empty trailer frame after it, which gRPC clients reject as "ended without gRPC status").
+ */
+export function sendTrailersOnly(res: ServerResponse, status: number, headers: string[]): void {
+  const grouped = new Map<string, string[]>();
+  for (let i = 0; i < headers.length; i += 2) {
+    const list = grouped.get(headers[i]!);
+    if (list) list.push(headers[i + 1]!);
+    else grouped.set(headers[i]!, [headers[i + 1]!]);
+  }
+  res.statusCode = status;
+  for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? values[0]! : values);
   res.end();
 }
