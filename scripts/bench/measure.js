@@ -4,7 +4,7 @@
 import { get } from './net.js';
 import { stop } from './procs.js';
 import { runWrk } from './wrk.js';
-import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, otherLoad, CLK_TCK } from './proc-stat.js';
+import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, otherLoad, treeRssKiB, CLK_TCK } from './proc-stat.js';
 import { parseDurationMs } from './wrk.js';
 import os from 'node:os';
 import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
@@ -68,6 +68,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
     const stBefore = await nginxStatus(originPort);
     const pBefore = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oBefore = cpuSnapshot(originPid);
+    const rssBefore = proxyPid ? treeRssKiB(proxyPid) : null;
     const sysBefore = systemBusyTicks();
     const selfBefore = selfTicks();
     const t0 = Date.now();
@@ -75,6 +76,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
     const pAfter = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oAfter = cpuSnapshot(originPid);
     const sysAfter = systemBusyTicks();
+    const rssAfter = proxyPid ? treeRssKiB(proxyPid) : null;
     const selfAfter = selfTicks();
     const windowS = (Date.now() - t0) / 1000;
     const stAfter = await nginxStatus(originPort);
@@ -101,6 +103,9 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
       cpuSPer10k: proxyCpu ? (proxyCpu.cpuS / w.requests) * 1e4 : null,
       peakRssMiB: mem ? mem.peakSumKiB / MiB : null,
       maxHwmMiB: mem ? mem.maxHwmKiB / MiB : null,
+      // RSS at the start and end of the measured window (after warm-up): steady growth is a leak
+      rssStartMiB: rssBefore === null ? null : rssBefore / MiB,
+      rssEndMiB: rssAfter === null ? null : rssAfter / MiB,
       processes: mem ? mem.perProcess.map((p) => ({ pid: p.pid, comm: p.comm, hwmMiB: +(p.hwmKiB / MiB).toFixed(1) })) : [],
       cpuPerProcess: proxyCpu ? proxyCpu.perProcess : [],
       // the status call itself is one accepted connection

@@ -80,6 +80,13 @@ export function descendants(root) {
   return out;
 }
 
+/** Sum of VmRSS (KiB) over a process tree right now. */
+export function treeRssKiB(root) {
+  let sum = 0;
+  for (const pid of tree(root)) sum += readMem(pid)?.rssKiB ?? 0;
+  return sum;
+}
+
 /** [root, ...descendants] that are alive now. */
 export function tree(root) {
   return [root, ...descendants(root)];

@@ -161,6 +161,9 @@ export function renderWarnings(rows) {
       const se = m.socketErrors ?? {};
       if (m.non2xx) w.push(`${r.label} ${p}: ${m.non2xx} non-2xx/3xx responses`);
       if (se.connect || se.read || se.write || se.timeout) w.push(`${r.label} ${p}: socket errors connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`);
+      if (m.rssStartMiB != null && m.rssEndMiB - m.rssStartMiB > Math.max(32, m.rssStartMiB * 0.25)) {
+        w.push(`${r.label} ${p}: RSS grew from ${m.rssStartMiB.toFixed(0)} to ${m.rssEndMiB.toFixed(0)} MiB during the measured run (${(((m.rssEndMiB - m.rssStartMiB) * 1024 * 1024) / m.requests / 1024).toFixed(1)} KiB per request): a leak or unbounded buffering?`);
+      }
       if (m.otherLoad > 0.1) w.push(`${r.label} ${p}: other processes used ${(m.otherLoad * 100).toFixed(0)}% of the machine's CPU during the run (${m.otherCpuS.toFixed(1)} CPU-s): figures are noisy`);
       if (r.id !== 'direct' && m.upstreamNewConns > Math.max(128, m.requests * 0.01)) {
         w.push(`${r.label} ${p}: ${m.upstreamNewConns} new upstream connections for ${m.requests} requests: upstream keep-alive is not reused`);
