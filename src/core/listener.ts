@@ -191,6 +191,15 @@ export class Listener {
     }
     const status = statusForClientError(err, this.#ctx.limits);
     this.#opts.logger.info({ status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
+    // A pipelined bad request behind one still being answered: writing a 400 now would be taken as
+    // that request's response, or land in the middle of its body. Let it finish, then close.
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending && !pending.writableFinished) {
+      pending.shouldKeepAlive = false;
+      pending.once('finish', () => socket.end());
+      pending.once('close', () => socket.destroySoon());
+      return;
+    }
     const body = `${status} ${REASONS[status]}\n`;
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   }

@@ -134,6 +134,54 @@ describe('hostile requests get 4xx and never reach the origin', () => {
   });
 });
 
+describe('a malformed request pipelined behind a good one', () => {
+  async function slowOrigin() {
+    const origin = await watchedOrigin();
+    origin.server.removeAllListeners('request');
+    origin.server.on('request', (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+      origin.seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
+      if (req.url === '/stream') {
+        res.write('first ');
+        return void setTimeout(() => res.end('second'), 300);
+      }
+      setTimeout(() => res.end('slow ok'), 200);
+    });
+    return origin;
+  }
+
+  it('the good request still gets its own response, never the 400', async () => {
+    const origin = await slowOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    const res = await rawRequest(port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nBAD REQUEST\r\n\r\n', 3000);
+    expect(res.timedOut).toBe(false);
+    expect(statusOf(res.text)).toBe(200);
+    expect(res.text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(res.text).toMatch(/slow ok(\r\n0\r\n\r\n)?$/);
+    expect(origin.seen.map((s) => s.url)).toEqual(['/slow']);
+  });
+
+  it('garbage sent while a response streams is never spliced into its body', async () => {
+    const origin = await slowOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      const first = !text.includes('first');
+      text += c.toString('latin1');
+      if (first && text.includes('first')) socket.write('BAD REQUEST\r\n\r\n');
+    });
+    socket.write('GET /stream HTTP/1.1\r\nHost: a\r\n\r\n');
+    const cap = setTimeout(() => socket.destroy(), 3000);
+    await new Promise<void>((r) => socket.on('close', () => r()));
+    clearTimeout(cap);
+    expect(statusOf(text)).toBe(200);
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    expect(body).not.toContain('HTTP/1.1');
+    expect(body).toBe('6\r\nfirst \r\n6\r\nsecond\r\n0\r\n\r\n');
+  });
+});
+
 describe('keep-alive connections', () => {
   /** Sends `first` on a fresh connection, then calls `next` once the first response is in; resolves with timings at close. */
   function converse(port: number, first: string, next: (s: net.Socket) => void): Promise<{ text: string; firstAt: number; closedAt: number }> {
