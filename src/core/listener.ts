@@ -191,14 +191,23 @@ export class Listener {
     }
     const status = statusForClientError(err, this.#ctx.limits);
     this.#opts.logger.info({ status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
-    // A pipelined bad request behind one still being answered: writing a 400 now would be taken as
-    // that request's response, or land in the middle of its body. Let it finish, then close.
+    // A response is still being written on this connection: a 400 written now would be taken as its
+    // response, or land in the middle of its body.
     const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (pending && !pending.writableFinished) {
-      pending.shouldKeepAlive = false;
-      pending.once('finish', () => socket.end());
-      pending.once('close', () => socket.destroySoon());
-      return;
+      if (pending.req?.complete) {
+        // The bad request was pipelined behind a whole one: let that response finish, then close.
+        pending.shouldKeepAlive = false;
+        pending.once('finish', () => socket.end());
+        pending.once('close', () => socket.destroySoon());
+        return;
+      }
+      // The error is inside the body of the request being answered (a bad chunk): once its response
+      // has started, the only honest answer left is to cut the connection.
+      if (pending.headersSent) {
+        socket.destroy();
+        return;
+      }
     }
     const body = `${status} ${REASONS[status]}\n`;
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);

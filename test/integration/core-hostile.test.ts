@@ -230,6 +230,46 @@ describe('keep-alive connections', () => {
   });
 });
 
+describe('a malformed chunked body', () => {
+  it('a bad chunk size mid-body → 400 at once, and the origin never gets a whole request', async () => {
+    const { origin, port } = await setup();
+    const res = await rawRequest(port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n', 3000);
+    expect(res.timedOut).toBe(false);
+    expect(res.ms).toBeLessThan(2000);
+    expect(statusOf(res.text)).toBe(400);
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('a bad chunk after the response started cuts the connection instead of splicing a 400 into the body', async () => {
+    const origin = await startOrigin();
+    origin.server.removeAllListeners('request');
+    origin.server.on('request', (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('early ');
+      req.on('data', () => undefined);
+      req.on('end', () => res.end('late'));
+      req.on('error', () => undefined);
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      const first = !text.includes('early');
+      text += c.toString('latin1');
+      if (first && text.includes('early')) socket.write('ZZ\r\nxx\r\n0\r\n\r\n');
+    });
+    socket.write('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    const cap = setTimeout(() => socket.destroy(), 3000);
+    await new Promise<void>((r) => socket.on('close', () => r()));
+    clearTimeout(cap);
+    expect(statusOf(text)).toBe(200);
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    expect(body).not.toContain('HTTP/1.1');
+    expect(body).not.toMatch(/\r\n0\r\n\r\n$/);
+  });
+});
+
 describe('request bodies over max_body_size', () => {
   it('a Content-Length over the limit → 413 without contacting the origin', async () => {
     const { origin, port } = await setup();
