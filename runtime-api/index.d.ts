@@ -41,7 +41,7 @@ export interface Vars {
 }
 
 /** The name of a phase, as spelled in the config (`<phase>_by_script`), logs and metrics. */
-export type Phase = 'rewrite' | 'access' | 'header_filter' | 'body_filter' | 'log';
+export type Phase = 'rewrite' | 'access' | 'balancer' | 'header_filter' | 'body_filter' | 'log';
 
 /** Read-only header access (Fetch `Headers` semantics). Names are case-insensitive and reported lower-case. */
 export interface ReadonlyHeaders extends Iterable<[string, string]> {
@@ -219,6 +219,59 @@ export interface AccessContext extends RequestPhaseContext {
   readonly phase: 'access';
 }
 
+/** One target of the upstream, as balancer sees it. */
+export interface BalancerTarget {
+  /** `ip:port` (a target given by DNS name appears once per resolved address). */
+  readonly address: string;
+  /** False while it fails its health checks or is ejected after consecutive failures. */
+  readonly healthy: boolean;
+  /** Requests in flight to it from this worker. */
+  readonly inFlight: number;
+  readonly weight: number;
+}
+
+/** Why the previous try failed, on a retry. */
+export interface BalancerFailure {
+  /** Error code, e.g. `PRX_ERR_UPSTREAM_CONNECT`, `PRX_ERR_UPSTREAM_TLS`, `PRX_ERR_UPSTREAM_TIMEOUT`. */
+  readonly code: string;
+  /** The target that failed. */
+  readonly address: string;
+}
+
+/** `ctx.balancer`: the targets to choose from and the choice. */
+export interface Balancer {
+  /** The upstream this try goes to unless `pick()` names another. */
+  readonly upstream: string;
+  /** Its targets, in config order. */
+  readonly targets: readonly BalancerTarget[];
+  /** Tries already made for this request: 0 on the first call. */
+  readonly tries: number;
+  /** The previous try's failure; null on the first call. */
+  readonly failure: BalancerFailure | null;
+  /**
+   * Sends this try to `address`, a target of `upstream` (default the current one; another must be
+   * configured under `upstreams`). An address that is not a target of it fails the request (500).
+   * Unhealthy targets may be picked: the script decides.
+   */
+  pick(address: string, upstream?: string): void;
+  /** Key for the upstream's `consistent_hash`, instead of its `hash_key` (at most 1024 characters). */
+  hashKey: string | undefined;
+}
+
+/**
+ * balancer: runs before each upstream try, after access (Pingora's `upstream_peer`, OpenResty's
+ * `balancer_by_lua`), and again before each retry with `ctx.balancer.failure` set.
+ * Default (no script, or a script that neither picks nor sets `hashKey`): the upstream's own
+ * algorithm picks among healthy targets. The request is read-only; the request cannot end here.
+ * Retries stay bounded by the upstream's `retries` and `retry_timeout`.
+ */
+export interface BalancerContext extends BaseContext {
+  readonly phase: 'balancer';
+  /** The request as rewrite/access left it (read-only). */
+  readonly request: ReadonlyRequest;
+  readonly balancer: Balancer;
+}
+
 /**
  * header_filter: runs when the upstream's response head has arrived, before anything is sent to
  * the client.
@@ -285,6 +338,8 @@ export interface LogContext extends BaseContext {
 export type RewriteHandler = (ctx: RewriteContext) => void;
 /** Default export of an `access_by_script` file. */
 export type AccessHandler = (ctx: AccessContext) => void;
+/** Default export of a `balancer_by_script` file. */
+export type BalancerHandler = (ctx: BalancerContext) => void;
 /** Default export of a `header_filter_by_script` file. */
 export type HeaderFilterHandler = (ctx: HeaderFilterContext) => void;
 /**
@@ -301,6 +356,7 @@ export type LogHandler = (ctx: LogContext) => void;
 export interface PhaseContexts {
   rewrite: RewriteContext;
   access: AccessContext;
+  balancer: BalancerContext;
   header_filter: HeaderFilterContext;
   body_filter: BodyFilterContext;
   log: LogContext;

@@ -7,9 +7,10 @@ import { z } from 'zod';
 import { parseDuration, parseHostPort, parseSize } from './units.ts';
 
 /** Phase script keys of a route, in the order the phases run (OpenResty spelling). */
-export const PHASES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log'] as const;
+export const PHASES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log', 'balancer'] as const;
 export type Phase = (typeof PHASES)[number];
-export const PHASE_SCRIPT_KEYS = ['rewrite_by_script', 'access_by_script', 'header_filter_by_script', 'body_filter_by_script', 'log_by_script'] as const;
+/** Same order as PHASES. `balancer` runs between access and header_filter but is listed last so the wire ids of the others stay. */
+export const PHASE_SCRIPT_KEYS = ['rewrite_by_script', 'access_by_script', 'header_filter_by_script', 'body_filter_by_script', 'log_by_script', 'balancer_by_script'] as const;
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
@@ -181,6 +182,8 @@ const route = z.strictObject({
   header_filter_by_script: z.string().optional(),
   body_filter_by_script: z.string().optional(),
   log_by_script: z.string().optional(),
+  /** Picks the upstream target for each try (and again, with the failure, for a retry). */
+  balancer_by_script: z.string().optional(),
 });
 
 export const configSchema = z

@@ -68,6 +68,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The request body, when it was small enough to buffer for a retry (retry-policy.ts). */
   #replay: Buffer | undefined;
   #firstTry = -1;
+  #retries = 0;
   #method = '';
   #upstreamPath = '';
   #upstreamHeaders: string[] = [];
@@ -242,7 +243,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return out;
   }
 
-  #dispatch(target = this.#upstream!.pick(this.#tried, this.#hashKey)): void {
+  #dispatch(next?: Target): void {
+    let target = next;
+    if (!target) {
+      try {
+        target = this.#choose();
+      } catch (err) {
+        return this.#fail(err);
+      }
+    }
     if (!target) {
       const up = this.#upstream!;
       return this.#local(503, 'PRX_ERR_NO_TARGET', up.allDown() ? `upstream ${up.name}: every target is unhealthy` : `upstream ${up.name} has no target left`);
@@ -424,7 +433,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#lc.metrics && mapped.source === 'upstream') upstreamFailures.inc({ upstream: this.#upstream!.name, code: mapped.code });
     if (isTargetFailure(mapped.code)) this.#upstream!.failed(this.#target!, mapped.code);
     if (!this.#res.headersSent) {
-      const next = this.#retryTarget(mapped);
+      let next: Target | undefined;
+      try {
+        next = this.#retryTarget(mapped);
+      } catch (e) {
+        return this.#fail(e);
+      }
       if (next) {
         this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream!.name, target: this.#target!.address, next: next.address, err: mapped.message, code: mapped.code }, 'upstream try failed, retrying another target');
         if (this.#lc.metrics) upstreamRetries.inc({ upstream: this.#upstream!.name });
@@ -444,10 +458,38 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #retryTarget(err: ProxyError): Target | undefined {
     const up = this.#upstream!;
     const body = this.#replay ? 'buffered' : this.#hasBody ? 'streamed' : 'none';
-    const retriesSoFar = this.#tried?.size ?? 0;
-    if (!mayRetry(up.config, { code: err.code, method: this.#method, body, retriesSoFar, elapsedMs: performance.now() - this.#firstTry })) return undefined;
+    if (!mayRetry(up.config, { code: err.code, method: this.#method, body, retriesSoFar: this.#retries, elapsedMs: performance.now() - this.#firstTry })) return undefined;
     (this.#tried ??= new Set()).add(this.#target!);
-    return up.pick(this.#tried, this.#hashKey);
+    this.#retries++;
+    return this.#choose(err);
+  }
+
+  /**
+   * The target of the next try: balancer_by_script's choice when the route has one (called again
+   * with the failure on a retry; it may switch upstream), else the upstream's own algorithm.
+   * Throws a script error, or PRX_ERR_SCRIPT_RESULT for a choice that is not a configured target.
+   */
+  #choose(failure?: ProxyError): Target | undefined {
+    const up = this.#upstream!;
+    const choice = this.#scripts?.has.balancer
+      ? this.#session!.balancer?.({
+          upstream: up.name,
+          targets: up.status().targets,
+          tries: this.#retries,
+          ...(failure && this.#target ? { failure: { code: failure.code, address: this.#target.address } } : {}),
+        })
+      : undefined;
+    if (!choice) return up.pick(this.#tried, this.#hashKey);
+    let chosen = up;
+    if (choice.upstream !== undefined && choice.upstream !== up.name) {
+      const other = this.#gen.upstreams.get(choice.upstream);
+      if (!other) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `balancer_by_script chose unknown upstream ${JSON.stringify(choice.upstream)}`);
+      this.#upstream = chosen = other;
+    }
+    if (choice.address === undefined) return chosen.pick(this.#tried, choice.hashKey ?? this.#hashKey);
+    const t = chosen.targets.find((x) => x.address === choice.address || x.target === choice.address);
+    if (!t) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `balancer_by_script picked ${JSON.stringify(choice.address)}, which is not a target of upstream ${chosen.name}`);
+    return t;
   }
 
   #releaseTarget(): void {

@@ -6,6 +6,7 @@
  *
  *   requestPhases()  after routing, before an upstream is picked (rewrite + access, one crossing)
  *   headerFilter()   when the upstream's response head arrives, before anything is sent
+ *   balancer()       before each upstream try (retries too) when the route has balancer_by_script
  *   bodyFilter()     for each response body chunk, and once more with eof=true
  *   log()            after the response finished or the client went away; never delays the response
  *   close()          always last (idempotent): frees the request's state (`ctx.vars`) in the isolate
@@ -83,10 +84,37 @@ export interface LogSummary {
   error: string;
 }
 
+/** What balancer_by_script sees for one try. */
+export interface BalancerInput {
+  /** The upstream this try goes to unless the script picks another. */
+  upstream: string;
+  /** Its current targets (`ip:port`), with health and load. */
+  targets: ReadonlyArray<{ address: string; healthy: boolean; inFlight: number; weight: number }>;
+  /** Tries already made (0 on the first call). */
+  tries: number;
+  /** Why the previous try failed (error code and target), on a retry. */
+  failure?: { code: string; address: string };
+}
+
+/** The script's choice; every field is present only when the script set it. */
+export interface BalancerChoice {
+  /** A configured upstream other than the route's (or the one rewrite/access chose). */
+  upstream?: string;
+  /** A target address of that upstream (`ip:port` as in `targets`, or as configured). */
+  address?: string;
+  /** Key for the upstream's consistent_hash, instead of its `hash_key`. */
+  hashKey?: string;
+}
+
 /** One request's calls into its tenant's isolate. */
 export interface ScriptSession {
   /** Runs rewrite then access (those the route defines). Call only when `RouteScripts.has` says one exists. */
   requestPhases(req: ScriptRequest): RequestPhasesResult;
+  /**
+   * Runs balancer (call only when `RouteScripts.has.balancer`); undefined when the script chose
+   * nothing, so the upstream's algorithm picks. Optional so older sessions stay valid.
+   */
+  balancer?(input: BalancerInput): BalancerChoice | undefined;
   /**
    * Runs header_filter; returns the head to send, or undefined when the script changed nothing.
    * May also be called when the route defines body_filter but no header_filter: it then only

@@ -8,9 +8,9 @@
  */
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.ts';
-import { PHASE_ID, type WireBodyEnvelope, type WireError, type WireHeadResult, type WireLog, type WireRequestResult } from '../sandbox/wire.ts';
-import type { LogSummary, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from './contract.ts';
-import { checkHeaderList, checkStatus, checkString, initRecord, parseResult, responseRecord } from './wire-codec.ts';
+import { PHASE_ID, type WireBalancerResult, type WireBodyEnvelope, type WireError, type WireHeadResult, type WireLog, type WireRequestResult } from '../sandbox/wire.ts';
+import type { BalancerChoice, BalancerInput, LogSummary, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from './contract.ts';
+import { balancerRecord, checkHeaderList, checkStatus, checkString, initRecord, parseResult, responseRecord } from './wire-codec.ts';
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
 import { ScriptLogSink } from './script-log.ts';
@@ -55,7 +55,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   }
 
   /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
-  #call(entry: 'req' | 'res' | 'body', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
+  #call(entry: 'req' | 'bal' | 'res' | 'body', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
     const sb = this.#rs.sandbox;
     try {
       return sb.call(entry, args, this.#rs.keys, phases);
@@ -87,6 +87,22 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     if (o.u !== undefined) r.upstream = checkString(o.u, 'upstream');
     if (o.h !== undefined) r.headers = checkHeaderList(o.h, 'request headers');
     return r;
+  }
+
+  balancer(input: BalancerInput): BalancerChoice | undefined {
+    const rs = this.#rs;
+    if (!rs.has.balancer) return undefined;
+    const init = this.#epoch === 0 ? initRecord(rs.index, this.#req) : this.#init();
+    const out = this.#call('bal', [this.#sid, init, balancerRecord(input)], [PHASE_ID.balancer]);
+    if (out === '') return undefined;
+    const o = parseResult<WireBalancerResult>(checkString(out, 'balancer'), 'balancer');
+    this.#done(o.l, 'balancer');
+    if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
+    const choice: BalancerChoice = {};
+    if (o.u !== undefined) choice.upstream = checkString(o.u, 'balancer upstream');
+    if (o.t !== undefined) choice.address = checkString(o.t, 'balancer target');
+    if (o.k !== undefined) choice.hashKey = checkString(o.k, 'balancer hash key');
+    return choice;
   }
 
   headerFilter(head: ResponseHead): ResponseHead | undefined {

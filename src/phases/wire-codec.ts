@@ -5,7 +5,7 @@
  * PRX_ERR_SCRIPT_RESULT instead of reaching the proxy core.
  */
 import { ProxyError } from '../errors.ts';
-import type { ResponseHead, ScriptRequest } from './contract.ts';
+import type { BalancerInput, ResponseHead, ScriptRequest } from './contract.ts';
 
 /** `routeIndex\nid\nmethod\npath\nquery\nhttpVersion\nscheme\nclientIp\nclientPort[\nheaders…]` */
 export function initRecord(routeIndex: number, req: ScriptRequest): string {
@@ -16,6 +16,13 @@ export function initRecord(routeIndex: number, req: ScriptRequest): string {
 /** `status[\nname\nvalue…]` */
 export function responseRecord(head: ResponseHead): string {
   return head.headers.length ? `${head.status}\n${head.headers.join('\n')}` : String(head.status);
+}
+
+/** `upstream\ntries\nfailureCode\nfailureAddress[\naddress\nhealthy\ninFlight\nweight…]` */
+export function balancerRecord(b: BalancerInput): string {
+  let out = `${b.upstream}\n${b.tries}\n${b.failure?.code ?? ''}\n${b.failure?.address ?? ''}`;
+  for (const t of b.targets) out += `\n${t.address}\n${t.healthy ? 1 : 0}\n${t.inFlight}\n${t.weight}`;
+  return out;
 }
 
 /** Throws PRX_ERR_SCRIPT_RESULT unless `v` is a flat list of strings with an even length. */

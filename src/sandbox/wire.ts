@@ -7,11 +7,13 @@
  * Init record (sent with the first crossing of a request):
  *   routeIndex \n requestId \n method \n path \n query \n httpVersion \n scheme \n clientIp \n clientPort [\n name \n value …]
  * Response record: status [\n name \n value …]
+ * Balancer record: upstream \n tries \n failureCode \n failureAddress [\n address \n healthy(0|1) \n inFlight \n weight …]
  */
 
 /** Phase numbers used on the wire, in the order they run. */
-export const PHASE_ID = { rewrite: 0, access: 1, header_filter: 2, body_filter: 3, log: 4 } as const;
-export const PHASE_NAMES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log'] as const;
+export const PHASE_ID = { rewrite: 0, access: 1, header_filter: 2, body_filter: 3, log: 4, balancer: 5 } as const;
+/** balancer runs between access and header_filter; it is numbered last so the older ids stay. */
+export const PHASE_NAMES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log', 'balancer'] as const;
 export const INIT_FIXED_FIELDS = 9;
 
 /** Size caps, checked inside the isolate before anything is returned. */
@@ -62,6 +64,15 @@ export interface WireRequestResult {
   xh?: string[];
   xb?: string;
   xbin?: 1;
+  l?: WireLog[];
+  e?: WireError;
+}
+
+/** Result of balancer: u = upstream, t = target address, k = hash key (each only when the script set it). */
+export interface WireBalancerResult {
+  u?: string;
+  t?: string;
+  k?: string;
   l?: WireLog[];
   e?: WireError;
 }

@@ -8,7 +8,8 @@
 import * as check from './validate.ts';
 import { HeaderList } from './header-list.ts';
 import { PHASE_NAMES } from '../wire.ts';
-import { allow, currentPhase, ANY_PHASE, HEADER_FILTER, LOG, REQUEST_PHASES, RESPONSE_PHASES } from './phase-guard.ts';
+import { allow, currentPhase, ANY_PHASE, BALANCER, HEADER_FILTER, LOG, REQUEST_PHASES, RESPONSE_PHASES } from './phase-guard.ts';
+import { currentBalancer, type BalancerView } from './balancer-view.ts';
 import { scriptLog } from './log-buffer.ts';
 import { sharedDict, type SharedStore } from './shared-dict.ts';
 import {
@@ -167,6 +168,12 @@ export class Ctx {
   get request(): RequestView {
     allow(ANY_PHASE, 'ctx.request');
     return (this.#request ??= new RequestView(this.#s));
+  }
+
+  /** The balancer phase's view: targets, the last failure, pick(). */
+  get balancer(): BalancerView {
+    allow(BALANCER, 'ctx.balancer');
+    return currentBalancer();
   }
 
   get upstream(): string {

@@ -8,8 +8,9 @@
  * body chunks) built and size-checked here, inside the host's timed call, so a hostile value
  * (infinite getter, 100 MB string) costs the tenant its timeout or memory, never the host.
  */
-import { PHASE_ID, WIRE_LIMITS, type WireBodyEnvelope, type WireError, type WireFlushOutcome, type WireHeadResult, type WireLogRecord, type WireRequestResult, type WireRoute } from '../wire.ts';
+import { PHASE_ID, WIRE_LIMITS, type WireBalancerResult, type WireBodyEnvelope, type WireError, type WireFlushOutcome, type WireHeadResult, type WireLogRecord, type WireRequestResult, type WireRoute } from '../wire.ts';
 import { Ctx, bodyToWire, type TenantFacts } from './context.ts';
+import { BalancerView, setBalancer } from './balancer-view.ts';
 import { describeError } from './errors.ts';
 import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, takeLogs } from './log-buffer.ts';
@@ -118,6 +119,28 @@ function req(sid: number, init: string): string {
   return '';
 }
 
+/** balancer_by_script for one try; `record` is the balancer record of ../wire.ts. */
+function bal(sid: number, init: string, record: string): string {
+  let out: WireBalancerResult = {};
+  try {
+    const s = state(sid, init);
+    const view = new BalancerView(record, tenant.upstreams);
+    setBalancer(view);
+    runPhase(s, PHASE_ID.balancer);
+    if (view.chosenUpstream !== undefined) out.u = view.chosenUpstream;
+    if (view.chosenAddress !== undefined) out.t = view.chosenAddress;
+    if (view.chosenKey !== undefined) out.k = view.chosenKey;
+  } catch (e) {
+    out = { e: describeError(e, PHASE_ID.balancer) };
+  }
+  setBalancer(null);
+  setPhase(-1);
+  const l = takeLogs();
+  if (l) out.l = l;
+  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.balancer);
+  return '';
+}
+
 function res(sid: number, init: string, record: string): string {
   let out: WireHeadResult = {};
   try {
@@ -222,4 +245,4 @@ function live(): number {
   return states.size;
 }
 
-(globalThis as unknown as { __sgBoot: unknown }).__sgBoot = { install, req, res, body, flush, free, where, live };
+(globalThis as unknown as { __sgBoot: unknown }).__sgBoot = { install, req, bal, res, body, flush, free, where, live };

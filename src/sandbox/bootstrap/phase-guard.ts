@@ -12,7 +12,8 @@ export const ACCESS = 2;
 export const HEADER_FILTER = 4;
 export const BODY_FILTER = 8;
 export const LOG = 16;
-export const ANY_PHASE = 31;
+export const BALANCER = 32;
+export const ANY_PHASE = 63;
 export const REQUEST_PHASES = REWRITE | ACCESS;
 export const RESPONSE_PHASES = HEADER_FILTER | BODY_FILTER | LOG;
 

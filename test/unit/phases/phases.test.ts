@@ -129,8 +129,8 @@ describe('routes', () => {
     expect(f.host.route(1)).toBeUndefined();
   });
   it('has tells which phases a route defines', () => {
-    expect(all.has).toEqual({ rewrite: true, access: true, header_filter: true, body_filter: true, log: true });
-    expect(f.host.route(2)!.has).toEqual({ rewrite: false, access: false, header_filter: false, body_filter: false, log: true });
+    expect(all.has).toEqual({ rewrite: true, access: true, header_filter: true, body_filter: true, log: true, balancer: false });
+    expect(f.host.route(2)!.has).toEqual({ rewrite: false, access: false, header_filter: false, body_filter: false, log: true, balancer: false });
   });
 });
 
