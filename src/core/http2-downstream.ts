@@ -40,16 +40,17 @@ export class Http2Downstream {
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', (err) => logger.debug({ err: err.message }, 'http2 session error'));
       if (this.#closing) session.close();
+      // Idle connections (no open stream) close after keepalive_timeout; busy ones are left alone.
+      // A listener of our own: setTimeout's callback (and the server's 'timeout') fires only once.
+      session.setTimeout(limits.keepalive_timeout);
+      session.on('timeout', () => {
+        if (!this.#open.get(session)) session.close();
+      });
     });
     server.on('stream', (stream: ServerHttp2Stream) => {
       const session = stream.session!;
       this.#open.set(session, (this.#open.get(session) ?? 0) + 1);
       stream.once('close', () => this.#open.set(session, (this.#open.get(session) ?? 1) - 1));
-    });
-    // Idle connections (no open stream) close after keepalive_timeout; busy ones are left alone.
-    server.setTimeout(limits.keepalive_timeout);
-    server.on('timeout', (session: Http2Session) => {
-      if (!this.#open.get(session)) session.close();
     });
   }
 

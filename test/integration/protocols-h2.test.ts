@@ -140,6 +140,29 @@ routes:
   });
 });
 
+describe('HTTP/2 connection limits', () => {
+  it('a stream outlives keepalive_timeout; the connection is closed with GOAWAY once idle that long', async () => {
+    const origin = await startOrigin((_req, res) => setTimeout(() => res.end('late'), 600));
+    const { port } = await startProxy(`listen:
+  - address: 127.0.0.1:0
+    http2: true
+    limits: { keepalive_timeout: 250ms }
+log: { level: silent }
+upstreams:
+  up: { targets: ["${origin.address}"] }
+routes:
+  - upstream: up
+`);
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const goaway = new Promise<number>((r) => session.once('goaway', (code: number) => r(code)));
+    const res = await h2Request(session, { ':path': '/slow', ':authority': 'h2.test' });
+    expect(res.text).toBe('late');
+    const t0 = Date.now();
+    expect(await goaway).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});
+
 describe('HTTP/2 upstreams', () => {
   it('protocol: http2 over h2c: streams multiplexed, bodies and trailers forwarded to an h2 client', async () => {
     const origin = await startH2Origin();

@@ -114,6 +114,13 @@ describe('TLS listener', () => {
     expect(origin.seen).toHaveLength(1);
   });
 
+  it('verify_client optional: clients with and without a certificate get in', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(tlsConfig(origin.address, `      client_ca: ${pki.ca.cert}\n      verify_client: optional\n`));
+    expect((await httpsGet(port)).status).toBe(200);
+    expect((await httpsGet(port, { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) })).status).toBe(200);
+  });
+
   it('hot reload swaps the certificate for new connections; an open h2 connection keeps working', async () => {
     const origin = await startOrigin();
     const { port, server, file } = await startProxy(tlsConfig(origin.address));
