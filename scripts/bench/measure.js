@@ -2,10 +2,9 @@
 // a wrk warm-up and a measured wrk run, with the proxy tree's CPU-seconds and RSS and the
 // origin's accepted-connection count around the measured window. Always stops the proxy.
 import { get } from './net.js';
-import { stop } from './procs.js';
-import { runWrk } from './wrk.js';
+import { stop, isStopping } from './procs.js';
+import { runWrk, parseDurationMs } from './wrk.js';
 import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, otherLoad, treeRssKiB, CLK_TCK } from './proc-stat.js';
-import { parseDurationMs } from './wrk.js';
 import os from 'node:os';
 import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
 
@@ -142,7 +141,8 @@ export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
     await checkRow(row, port);
     for (const p of row.paths) {
       const reps = [];
-      for (let i = 0; i < env.repeat; i++) {
+      if (isStopping()) break;
+      for (let i = 0; i < env.repeat && !isStopping(); i++) {
         if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
         try {
           reps.push(await measureOnce({ env, wrkBin, url: `http://127.0.0.1:${port}${p}`, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port, log }));
@@ -150,11 +150,13 @@ export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
           reps.push({ error: e.message });
         }
       }
+      if (isStopping()) break;
       const ok = reps.filter((r) => !r.error);
       res.results[p] = ok.length ? combine(ok) : { error: reps[0].error };
       const r = res.results[p];
       log(r.error ? `  ${p}: failed: ${r.error}` : `  ${p}: ${Math.round(r.rps)} req/s${r.rpsPerCpu ? `, ${Math.round(r.rpsPerCpu)} req/CPU-s` : ''}${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}`);
     }
+    if (isStopping()) throw new Error('interrupted');
     // still answering correctly after the load?
     if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
     await checkRow(row, port).catch((e) => {

@@ -112,11 +112,14 @@ function killAllSync() {
 }
 
 let installed = false;
+let stopping = false;
+/** True once SIGINT/SIGTERM/an uncaught error started the shutdown: callers should stop work. */
+export const isStopping = () => stopping;
+
 /** Install SIGINT/SIGTERM/uncaught handlers that stop every child by PID before exiting. */
 export function installCleanupHandlers(log = console.error) {
   if (installed) return;
   installed = true;
-  let stopping = false;
   const bail = async (why, code) => {
     if (stopping) {
       killAllSync();

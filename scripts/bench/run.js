@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { installCleanupHandlers, stop, stopAll } from './procs.js';
+import { installCleanupHandlers, isStopping, stop, stopAll } from './procs.js';
 import { ensureDeps } from './deps.js';
 import { startNginx, nginxStatus, RUN_ROOT, REPO, referenceDir, SMALL_BODY, body64k } from './nginx.js';
 import { freePort, get } from './net.js';
@@ -76,10 +76,13 @@ async function main() {
     for (const row of rows) {
       log(`\n[bench] ${row.id}: ${row.label} (${row.paths.join(', ')})`);
       results.push(await measureRow(row, { env, wrkBin, nginxBin, origin, log }));
+      if (isStopping()) break;
     }
   } finally {
-    await stop(origin);
+    if (!isStopping()) await stop(origin);
   }
+  // Interrupted: the signal handler stops everything and exits; report nothing half-measured.
+  if (isStopping()) return new Promise(() => {});
 
   const ratios = computeRatios(results);
   log('\nResults (req/CPU-s = requests per CPU-second of the proxy\'s processes: the figure that counts; ref = measured in shared/bench-reference):\n');
