@@ -7,7 +7,8 @@
  *   requestPhases()  after routing, before an upstream is picked (rewrite + access, one crossing)
  *   headerFilter()   when the upstream's response head arrives, before anything is sent
  *   balancer()       before each upstream try (retries too) when the route has balancer_by_script
- *   bodyFilter()     for each response body chunk, and once more with eof=true
+ *   responseStart()  (optional) header_filter + the first body_filter call in one crossing
+ *   bodyFilter()     for each response body chunk; eof=true rides on the last chunk (or an empty one)
  *   log()            after the response finished or the client went away; never delays the response
  *   close()          always last (idempotent): frees the request's state (`ctx.vars`) in the isolate
  *
@@ -123,6 +124,19 @@ export interface ScriptSession {
   headerFilter(head: ResponseHead): ResponseHead | undefined;
   /** Runs body_filter on one chunk; returns the bytes to send, or undefined to send `chunk` unchanged. */
   bodyFilter(chunk: Buffer, eof: boolean): Buffer | undefined;
+  /**
+   * header_filter and body_filter's first call in ONE crossing, for when the response head and its
+   * first chunk (often also the end) arrive in the same tick. Equivalent to
+   * `headerFilter(head)` followed, when `chunk` is given or `eof` is true, by
+   * `bodyFilter(chunk ?? empty, eof)`: header_filter runs when the route has one (otherwise the
+   * head is only recorded, as headerFilter does); body_filter runs when the route has one and
+   * (`chunk` is given or `eof`). Returns `head`: the head to send, undefined when unchanged; `body`:
+   * the bytes to send instead of `chunk`, undefined to send `chunk` unchanged (or nothing when no
+   * chunk was given). Pass eof=true with the last chunk; no separate empty eof call is needed.
+   * Throws like headerFilter/bodyFilter (a header_filter failure means body_filter did not run).
+   * Optional so older sessions stay valid: callers fall back to headerFilter + bodyFilter.
+   */
+  responseStart?(head: ResponseHead, chunk: Buffer | undefined, eof: boolean): { head: ResponseHead | undefined; body: Buffer | undefined };
   /** Runs log (fire-and-forget: never throws, may be deferred and batched). */
   log(summary: LogSummary): void;
   /** Frees the request's state in the isolate. Idempotent; called after log and on every abort path. */
