@@ -30,6 +30,35 @@ export const responseBytes = new client.Counter({
   labelNames: ['route'] as const,
 });
 
+export const requestBytes = new client.Counter({
+  name: 'scriptgate_request_body_bytes_total',
+  help: 'Request body bytes read from clients, by route',
+  labelNames: ['route'] as const,
+});
+
+/** Protocols of `activeConnections` (a fixed set: bounded labels). */
+export type ConnectionProtocol = 'http1' | 'h2' | 'websocket';
+
+export const activeConnections = new client.Gauge({
+  name: 'scriptgate_active_connections',
+  help: 'Client connections open now, by protocol (http1 | h2 | websocket)',
+  labelNames: ['protocol'] as const,
+});
+
+export const upstreamDuration = new client.Histogram({
+  name: 'scriptgate_upstream_duration_seconds',
+  help: 'Time from sending an upstream request to its response head (time to first byte), by upstream; every try counts',
+  labelNames: ['upstream'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+});
+
+export const phaseDuration = new client.Histogram({
+  name: 'scriptgate_phase_duration_seconds',
+  help: 'Wall time of one phase script call (crossing included), by tenant and phase (rewrite_access | balancer | header_filter | body_filter)',
+  labelNames: ['tenant', 'phase'] as const,
+  buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+});
+
 export const upstreamFailures = new client.Counter({
   name: 'scriptgate_upstream_failures_total',
   help: 'Failed upstream tries, by upstream and error code',
@@ -74,6 +103,8 @@ export const reloadsTotal = new client.Counter({
 export const generationGauge = new client.Gauge({
   name: 'scriptgate_generation',
   help: 'Id of the current configuration generation',
+  // Every worker reloads together: the cluster's value is the newest, not a sum.
+  aggregator: 'max',
 });
 
 let defaultsOn = false;
@@ -95,11 +126,21 @@ export function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'OTHER';
 }
 
-/** Records one finished request. */
-export function recordRequest(route: string, method: string, status: number, aborted: boolean, seconds: number, bytes: number): void {
+/** Records one finished request; `bytesIn` is the request body read from the client. */
+export function recordRequest(route: string, method: string, status: number, aborted: boolean, seconds: number, bytes: number, bytesIn = 0): void {
   requestsTotal.inc({ route, method: methodLabel(method), status_class: aborted ? 'aborted' : statusClass(status) });
   requestDuration.observe({ route }, seconds);
   if (bytes > 0) responseBytes.inc({ route }, bytes);
+  if (bytesIn > 0) requestBytes.inc({ route }, bytesIn);
+}
+
+/**
+ * Counts a client connection in `activeConnections` until it closes. Called by the listener (and
+ * the WebSocket upgrade) only when metrics are on: a socket, an HTTP/2 session or a WebSocket.
+ */
+export function trackConnection(protocol: ConnectionProtocol, conn: { once(event: 'close', fn: () => void): unknown }): void {
+  activeConnections.inc({ protocol });
+  conn.once('close', () => activeConnections.dec({ protocol }));
 }
 
 /** Metrics text of this process, or the sum over the cluster's workers when called in a primary. */
