@@ -8,7 +8,6 @@
  * Order of work: parse target → route → rewrite+access scripts → pick target → dispatch →
  * header_filter → body_filter per chunk → end → log (after the client has everything).
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
@@ -16,14 +15,15 @@ import type { Logger } from 'pino';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
 import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
-import type { RequestPhasesResult, ScriptRequest, ScriptSession, RouteScripts } from '../phases/contract.ts';
+import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
-import { forwardRawHeaders, forwardResponseHeaders } from './hop-by-hop.ts';
-import { escapesPrefix, parseRequestTarget } from './request-target.ts';
-import { hostName, type CompiledRoute } from './router.ts';
+import { forwardResponseHeaders } from './hop-by-hop.ts';
+import type { CompiledRoute } from './router.ts';
+import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders } from './request-prelude.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
+import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
 import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 import { recordRequest, scriptErrors, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
@@ -41,11 +41,6 @@ export interface ListenerContext {
   draining: () => boolean;
 }
 
-/** Headers the proxy sets itself upstream; incoming copies are dropped (XFF is appended to). */
-const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-/** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
-const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 
 export class Exchange implements Dispatcher.DispatchHandler {
@@ -84,6 +79,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #error: ErrorCode | '' = '';
   #done = false;
   #bodyFilter = false;
+  /** The response side of a route with body_filter (scripted-response.ts). */
+  #stage: ScriptedResponse | undefined;
   #headOnly = false;
   #responseHeaders: string[] = [];
   #bodyCounter: BodyCounter | undefined;
@@ -119,27 +116,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #begin(): void {
     const req = this.#req;
-    const method = req.method ?? 'GET';
-    this.#method = method;
-    const rid = req.headers['x-request-id'];
-    this.#id = typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID();
-
-    const url = req.url ?? '/';
-    if (url.length > this.#lc.limits.max_uri_size) return this.#local(414, 'PRX_ERR_URI_TOO_LONG');
-    const target = parseRequestTarget(url, method);
-    if (!target) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'bad request target');
-    // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream might read the last).
-    const raw = req.rawHeaders;
-    let hosts = 0;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
-    if (hosts > 1) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'more than one Host header');
-    const hostHeader = target.authority ?? req.headers.host ?? (this.#h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
-    if (!HOST_VALUE.test(hostHeader)) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'invalid Host header');
+    // Request id, target, Host, route and rewrite/access are shared with WebSocket upgrades (request-prelude.ts).
+    const plan = newRequestPlan(req);
+    this.#method = plan.method;
+    this.#id = plan.id;
+    const bad = readRequestHead(plan, req, this.#lc.limits, this.#h2);
+    if (bad) return this.#local(bad.status, bad.code, bad.detail);
     if (this.#h2) this.#startGrpc();
-    const route = this.#gen.router.match(hostName(hostHeader), target.path === '*' ? '/' : target.path, method);
-    if (!route) return this.#local(404, 'PRX_ERR_NO_ROUTE');
-    this.#route = route;
-    if (escapesPrefix(target.path, route.prefix)) return this.#local(400, 'PRX_ERR_BAD_REQUEST', 'path escapes its route');
+    const refused = matchRoute(plan, this.#gen.router, req);
+    this.#route = plan.route;
+    if (refused) return this.#local(refused.status, refused.code, refused.detail);
+    const route = plan.route!;
 
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
@@ -148,49 +135,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const maxBody = this.#lc.limits.max_body_size;
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
 
-    let headers = forwardRawHeaders(req.rawHeaders);
-    // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), for scripts and upstream alike.
-    if (target.authority !== undefined) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers[i + 1] = target.authority;
-    let path = target.path;
-    let query = target.query;
-    let upstreamName = route.config.upstream;
-
     const scripts = this.#gen.scripts?.route(route.index);
     if (scripts) {
       this.#scripts = scripts;
-      const sreq: ScriptRequest = {
-        id: this.#id,
-        method,
-        path,
-        query,
-        headers,
-        httpVersion: req.httpVersion,
-        scheme: this.#lc.scheme,
-        clientIp: req.socket.remoteAddress ?? '',
-        clientPort: req.socket.remotePort ?? 0,
-        route: route.name,
-        tenant: route.config.tenant,
-      };
+      const sreq = scriptRequestOf(plan, req, this.#lc.scheme);
       this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant });
       this.#session = scripts.open(sreq, this.#logger);
-      if (scripts.has.rewrite || scripts.has.access) {
-        const out: RequestPhasesResult = this.#session.requestPhases(sreq);
-        if (out.action === 'exit') return this.#exit(out.status, out.headers, out.body);
-        if (out.method !== undefined) this.#method = out.method;
-        if (out.path !== undefined) path = out.path;
-        if (out.query !== undefined) query = out.query;
-        if (out.headers !== undefined) headers = out.headers;
-        if (out.upstream !== undefined) upstreamName = out.upstream;
-      }
+      const exit = runRequestScripts(scripts, this.#session, sreq, plan);
+      if (exit) return this.#exit(exit.status, exit.headers, exit.body);
+      this.#method = plan.method;
       this.#bodyFilter = scripts.has.body_filter;
     }
 
+    const upstreamName = plan.upstreamName;
     if (upstreamName === undefined) return this.#local(503, 'PRX_ERR_NO_TARGET', 'route has no upstream');
     const upstream = this.#gen.upstreams.get(upstreamName);
     if (!upstream) return this.#local(500, 'PRX_ERR_NO_TARGET', `unknown upstream ${JSON.stringify(upstreamName)}`);
     this.#upstream = upstream;
-    this.#upstreamPath = query ? `${path}?${query}` : path;
-    this.#upstreamHeaders = this.#buildUpstreamHeaders(headers, hostHeader);
+    const path = plan.path;
+    this.#upstreamPath = plan.query ? `${path}?${plan.query}` : path;
+    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme);
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     this.#headOnly = this.#method === 'HEAD';
     if (this.#hasBody) {
@@ -213,34 +177,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.#dispatch();
-  }
-
-  /**
-   * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
-   * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-* and
-   * X-Request-Id.
-   */
-  #buildUpstreamHeaders(headers: string[], clientHost: string): string[] {
-    let host = this.#route!.config.upstream_host ?? clientHost;
-    let xff = '';
-    const out: string[] = ['host', ''];
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (PROXY_SET.has(name)) {
-        if (name === 'x-forwarded-for') xff = xff ? `${xff}, ${headers[i + 1]}` : headers[i + 1]!;
-        else if (name === 'host' && headers[i + 1] !== clientHost) host = headers[i + 1]!; // set by a script
-        continue;
-      }
-      if (name === 'x-request-id') continue;
-      out.push(name, headers[i + 1]!);
-    }
-    out[1] = host;
-    const ip = this.#req.socket.remoteAddress ?? '';
-    out.push('x-forwarded-for', xff ? `${xff}, ${ip}` : ip);
-    out.push('x-forwarded-proto', this.#lc.scheme);
-    if (clientHost) out.push('x-forwarded-host', clientHost);
-    out.push('x-request-id', this.#id);
-    return out;
   }
 
   #dispatch(next?: Target): void {
@@ -293,6 +229,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     let out = forwardResponseHeaders(headers);
+    // gRPC bodies are length-prefixed protobuf frames: body_filter never applies to them.
+    if (this.#headOnly || NO_BODY_STATUS(status) || this.#grpc) this.#bodyFilter = false;
+    if (this.#bodyFilter) {
+      // header_filter + body_filter go through the stage, which batches them into few crossings.
+      if (headers.date !== undefined) this.#res.sendDate = false;
+      this.#stage = new ScriptedResponse(this.#session!, this.#stageWriter(controller, status, statusMessage));
+      this.#stage.start({ status, headers: out });
+      return;
+    }
     let outStatus = status;
     let message = statusMessage;
     try {
@@ -308,8 +253,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(err as Error);
       return;
     }
-    if (this.#headOnly || NO_BODY_STATUS(outStatus)) this.#bodyFilter = false;
-    if (this.#bodyFilter) out = dropContentLength(out);
     const res = this.#res;
     if (headers.date !== undefined) res.sendDate = false;
     if (this.#lc.draining()) res.shouldKeepAlive = false;
@@ -331,19 +274,70 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done) return;
+    if (this.#stage) return this.#stage.data(chunk);
     if (this.#pendingHead) this.#flushHead();
-    let data: Buffer = chunk;
-    if (this.#bodyFilter) {
-      try {
-        data = this.#session!.bodyFilter(chunk, false) ?? chunk;
-      } catch (err) {
-        this.#error = isProxyError(err) ? err.code : 'PRX_ERR_SCRIPT';
-        this.#logScriptError(err);
-        controller.abort(err as Error);
-        return;
-      }
-      if (data.length === 0) return;
+    this.#writeBody(controller, chunk);
+  }
+
+
+  onResponseEnd(controller: Dispatcher.DispatchController, parsedTrailers?: Record<string, string | string[] | undefined>): void {
+    this.#tEnd = performance.now();
+    const trailers = upstreamTrailers(controller, parsedTrailers);
+    this.#releaseTarget();
+    if (this.#done || this.#res.writableEnded) return;
+    if (this.#stage) return this.#stage.end();
+    if (this.#pendingHead) {
+      // gRPC trailers-only answer (status in the head, no body): send it on as one HEADERS frame.
+      const head = this.#pendingHead.concat(trailers ? forwardResponseHeaders(trailers) : []);
+      this.#pendingHead = undefined;
+      sendTrailersOnly(this.#res, this.#status, head);
+      return;
     }
+    if (this.#pendingHead) this.#flushHead();
+    if (trailers && this.#acceptsTrailers()) {
+      for (const k in trailers) {
+        // Trailers go to HTTP/2 clients, and to HTTP/1.1 ones that asked (TE: trailers) on a chunked response.
+        this.#res.addTrailers(trailers as Record<string, string>);
+        break;
+      }
+    }
+    this.#res.end();
+  }
+
+  /** The exchange side of a ScriptedResponse: how its head, body and failures reach the client. */
+  #stageWriter(controller: Dispatcher.DispatchController, upstreamStatus: number, statusMessage: string | undefined): ResponseWriter {
+    return {
+      head: (head, changed) => {
+        const res = this.#res;
+        const out = dropContentLength(head.headers);
+        if (this.#lc.draining()) res.shouldKeepAlive = false;
+        this.#status = head.status;
+        this.#responseHeaders = out;
+        try {
+          if (statusMessage && !changed && head.status === upstreamStatus && !this.#h2) res.writeHead(head.status, statusMessage, out);
+          else res.writeHead(head.status, out);
+          return true;
+        } catch (err) {
+          res.sendDate = true;
+          controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${(err as Error).message}`));
+          return false;
+        }
+      },
+      write: (data) => this.#writeBody(controller, data),
+      end: () => this.#res.end(),
+      fail: (err) => {
+        this.#error = isProxyError(err) ? err.code : 'PRX_ERR_SCRIPT';
+        controller.abort(err as Error);
+        if (this.#res.headersSent) {
+          this.#logScriptError(err);
+          this.#res.destroy();
+        } else this.#fail(err);
+      },
+    };
+  }
+
+  /** Writes body bytes to the client, corked per tick, pausing the upstream while the client is full. */
+  #writeBody(controller: Dispatcher.DispatchController, data: Buffer): void {
     this.#bytesSent += data.length;
     const res = this.#res;
     // Chunks and the end that undici parses from one socket read arrive in the same tick: cork so
@@ -354,45 +348,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     if (!res.write(data)) {
       controller.pause();
-      this.#res.once('drain', () => controller.resume());
+      res.once('drain', () => controller.resume());
     }
-  }
-
-  onResponseEnd(controller: Dispatcher.DispatchController, parsedTrailers?: Record<string, string | string[] | undefined>): void {
-    this.#tEnd = performance.now();
-    const trailers = upstreamTrailers(controller, parsedTrailers);
-    this.#releaseTarget();
-    if (this.#done || this.#res.writableEnded) return;
-    if (this.#pendingHead && !this.#bodyFilter) {
-      // gRPC trailers-only answer (status in the head, no body): send it on as one HEADERS frame.
-      const head = this.#pendingHead.concat(trailers ? forwardResponseHeaders(trailers) : []);
-      this.#pendingHead = undefined;
-      sendTrailersOnly(this.#res, this.#status, head);
-      return;
-    }
-    if (this.#pendingHead) this.#flushHead();
-    if (this.#bodyFilter) {
-      try {
-        const last = this.#session!.bodyFilter(Buffer.alloc(0), true);
-        if (last && last.length) {
-          this.#bytesSent += last.length;
-          this.#res.write(last);
-        }
-      } catch (err) {
-        this.#error = isProxyError(err) ? err.code : 'PRX_ERR_SCRIPT';
-        this.#logScriptError(err);
-        this.#res.destroy();
-        return;
-      }
-    }
-    if (trailers && this.#acceptsTrailers()) {
-      for (const k in trailers) {
-        // Trailers go to HTTP/2 clients, and to HTTP/1.1 ones that asked (TE: trailers) on a chunked response.
-        this.#res.addTrailers(trailers as Record<string, string>);
-        break;
-      }
-    }
-    this.#res.end();
   }
 
   #acceptsTrailers(): boolean {
