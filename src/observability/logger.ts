@@ -21,11 +21,20 @@ export function createLogger(level?: string, base: Record<string, unknown> = {})
   );
 }
 
-/** Writes out buffered log lines; call before the process exits. */
+const flushers: Array<() => void> = [];
+
+/** Adds a destination to flush on exit (access log files). */
+export function onFlush(fn: () => void): void {
+  flushers.push(fn);
+}
+
+/** Writes out buffered log lines (stdout and every registered destination); call before the process exits. */
 export function flushLogger(): void {
-  try {
-    destination?.flushSync?.();
-  } catch {
-    // stdout already closed: nothing left to do
+  for (const fn of [() => destination?.flushSync?.(), ...flushers]) {
+    try {
+      fn();
+    } catch {
+      // already closed (or not yet open): nothing left to do
+    }
   }
 }
