@@ -1,0 +1,174 @@
+/**
+ * The request-phase part of proxying, shared by every kind of HTTP request: plain exchanges
+ * (exchange.ts) and WebSocket/Upgrade requests (websocket.ts). Runs once per request, in this order:
+ *
+ *   readRequestHead()    request id, URI length, request target, Host checks   → a refusal or nothing
+ *   matchRoute()         router + prefix-escape check                           → a refusal or nothing
+ *   runRequestScripts()  rewrite + access (one crossing) on the route's scripts → an exit or nothing
+ *   upstreamHeaders()    the header list that goes upstream (Host, X-Forwarded-*, X-Request-Id)
+ *
+ * Each step fills a `RequestPlan` the caller owns, so whatever the caller opened (a script
+ * session) is in its hands on every early return or throw. A refusal is an answer the caller
+ * sends itself (`status`, error code, optional detail); a script's throw propagates as a ProxyError.
+ *
+ * @example
+ *   const plan = newRequestPlan(req);
+ *   const bad = readRequestHead(plan, req, limits, false) ?? matchRoute(plan, gen.router);
+ *   if (bad) return answer(bad.status, bad.code, bad.detail);
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { ErrorCode } from '../errors.ts';
+import type { LimitsConfig } from '../config/schema.ts';
+import type { RequestPhasesResult, RouteScripts, ScriptRequest, ScriptSession } from '../phases/contract.ts';
+import { forwardRawHeaders } from './hop-by-hop.ts';
+import { escapesPrefix, parseRequestTarget, type RequestTarget } from './request-target.ts';
+import { hostName, type CompiledRoute, type Router } from './router.ts';
+
+/** What the request-phase steps found and decided; fields fill in as the steps run. */
+export interface RequestPlan {
+  /** X-Request-Id: the client's when valid, else a new UUID. */
+  id: string;
+  /** The method (a script may change it). */
+  method: string;
+  target: RequestTarget;
+  /** The Host the client asked for (an absolute-form target's authority wins). */
+  hostHeader: string;
+  route: CompiledRoute | undefined;
+  /** Path, query and end-to-end headers as they go upstream (scripts may change them). */
+  path: string;
+  query: string;
+  headers: string[];
+  /** The upstream's name: the route's, or a script's choice. */
+  upstreamName: string | undefined;
+}
+
+/** A request the proxy answers itself instead of routing it. */
+export interface Refusal {
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+}
+
+export type ScriptExit = Extract<RequestPhasesResult, { action: 'exit' }>;
+
+/** Headers the proxy sets itself upstream; incoming copies are dropped (XFF is appended to). */
+const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
+
+/** A fresh plan: the request id and method are known at once (a refusal carries the id too). */
+export function newRequestPlan(req: IncomingMessage): RequestPlan {
+  const rid = req.headers['x-request-id'];
+  return {
+    id: typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID(),
+    method: req.method ?? 'GET',
+    target: { path: '/', query: '' },
+    hostHeader: '',
+    route: undefined,
+    path: '/',
+    query: '',
+    headers: [],
+    upstreamName: undefined,
+  };
+}
+
+/** Checks the request line and Host: 414 for a long URI, 400 for a bad target or Host (or several Hosts). */
+export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits: LimitsConfig, h2: boolean): Refusal | undefined {
+  const url = req.url ?? '/';
+  if (url.length > limits.max_uri_size) return { status: 414, code: 'PRX_ERR_URI_TOO_LONG' };
+  const target = parseRequestTarget(url, plan.method);
+  if (!target) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'bad request target' };
+  // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream might read the last).
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts > 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'more than one Host header' };
+  const hostHeader = target.authority ?? req.headers.host ?? (h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
+  if (!HOST_VALUE.test(hostHeader)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'invalid Host header' };
+  plan.target = target;
+  plan.hostHeader = hostHeader;
+  plan.path = target.path;
+  plan.query = target.query;
+  return undefined;
+}
+
+/** Finds the route (404 without one; 400 when the path escapes its prefix) and takes the request's end-to-end headers. */
+export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessage): Refusal | undefined {
+  const target = plan.target;
+  const route = router.match(hostName(plan.hostHeader), target.path === '*' ? '/' : target.path, plan.method);
+  if (!route) return { status: 404, code: 'PRX_ERR_NO_ROUTE' };
+  plan.route = route;
+  if (escapesPrefix(target.path, route.prefix)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route' };
+  const headers = forwardRawHeaders(req.rawHeaders);
+  // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), for scripts and upstream alike.
+  if (target.authority !== undefined) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers[i + 1] = target.authority;
+  plan.headers = headers;
+  plan.upstreamName = route.config.upstream;
+  return undefined;
+}
+
+/** The request as scripts see it (call after matchRoute). */
+export function scriptRequestOf(plan: RequestPlan, req: IncomingMessage, scheme: 'http' | 'https'): ScriptRequest {
+  const route = plan.route!;
+  return {
+    id: plan.id,
+    method: plan.method,
+    path: plan.path,
+    query: plan.query,
+    headers: plan.headers,
+    httpVersion: req.httpVersion,
+    scheme,
+    clientIp: req.socket.remoteAddress ?? '',
+    clientPort: req.socket.remotePort ?? 0,
+    route: route.name,
+    tenant: route.config.tenant,
+  };
+}
+
+/**
+ * Runs rewrite + access when the route has either, and applies their changes to `plan`. Returns
+ * the script's exit (the caller answers with it and skips the upstream), else undefined. Throws
+ * the session's ProxyError when a script fails.
+ */
+export function runRequestScripts(scripts: RouteScripts, session: ScriptSession, sreq: ScriptRequest, plan: RequestPlan): ScriptExit | undefined {
+  if (!scripts.has.rewrite && !scripts.has.access) return undefined;
+  const out = session.requestPhases(sreq);
+  if (out.action === 'exit') return out;
+  if (out.method !== undefined) plan.method = out.method;
+  if (out.path !== undefined) plan.path = out.path;
+  if (out.query !== undefined) plan.query = out.query;
+  if (out.headers !== undefined) plan.headers = out.headers;
+  if (out.upstream !== undefined) plan.upstreamName = out.upstream;
+  return undefined;
+}
+
+/**
+ * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
+ * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-* and
+ * X-Request-Id.
+ */
+export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'http' | 'https'): string[] {
+  const clientHost = plan.hostHeader;
+  const headers = plan.headers;
+  let host = plan.route!.config.upstream_host ?? clientHost;
+  let xff = '';
+  const out: string[] = ['host', ''];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (PROXY_SET.has(name)) {
+      if (name === 'x-forwarded-for') xff = xff ? `${xff}, ${headers[i + 1]}` : headers[i + 1]!;
+      else if (name === 'host' && headers[i + 1] !== clientHost) host = headers[i + 1]!; // set by a script
+      continue;
+    }
+    if (name === 'x-request-id') continue;
+    out.push(name, headers[i + 1]!);
+  }
+  out[1] = host;
+  out.push('x-forwarded-for', xff ? `${xff}, ${clientIp}` : clientIp);
+  out.push('x-forwarded-proto', scheme);
+  if (clientHost) out.push('x-forwarded-host', clientHost);
+  out.push('x-request-id', plan.id);
+  return out;
+}
