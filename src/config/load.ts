@@ -105,6 +105,13 @@ function resolvePaths(config: Config, baseDir: string): Config {
     }
     if (l.tls?.client_ca) l.tls.client_ca = abs(l.tls.client_ca);
   }
+  for (const st of config.streams) {
+    for (const c of st.tls?.certificates ?? []) {
+      c.cert = abs(c.cert);
+      c.key = abs(c.key);
+    }
+    if (st.tls?.client_ca) st.tls.client_ca = abs(st.tls.client_ca);
+  }
   for (const u of Object.values(config.upstreams)) {
     if (u.tls?.ca) u.tls.ca = abs(u.tls.ca);
     if (u.tls?.cert) u.tls.cert = abs(u.tls.cert);

@@ -45,6 +45,8 @@ const limitsFields = {
   keepalive_timeout: duration.default(75_000),
   /** Streams one HTTP/2 client connection may have open at once. Default 128 (nginx). */
   http2_max_concurrent_streams: z.number().int().min(1).max(65_535).default(128),
+  /** A WebSocket (or other Upgrade) tunnel with no data either way for this long is closed. Default 60s (nginx proxy_read_timeout). */
+  websocket_idle_timeout: duration.default(60_000),
 };
 const limits = z.strictObject(limitsFields);
 /** Per-listener override: every field optional; unset ones fall back to the top-level limits. */
@@ -55,6 +57,7 @@ const listenerLimits = z.strictObject({
   max_body_size: size.optional(),
   keepalive_timeout: duration.optional(),
   http2_max_concurrent_streams: z.number().int().min(1).max(65_535).optional(),
+  websocket_idle_timeout: duration.optional(),
 });
 
 const certificate = z.strictObject({ cert: z.string(), key: z.string() });
@@ -186,6 +189,31 @@ const route = z.strictObject({
   balancer_by_script: z.string().optional(),
 });
 
+/** Phase script keys a stream may name (a subset of PHASE_SCRIPT_KEYS). */
+export const STREAM_SCRIPT_KEYS = ['access_by_script', 'log_by_script'] as const;
+
+/**
+ * A TCP stream listener (nginx's `stream { server { proxy_pass … } }`): every connection accepted
+ * on `address` is forwarded as raw bytes to a target of `upstream` (its balancing, health, retries
+ * for connect failures and TLS origination apply). With `tls` the listener terminates TLS first
+ * (certificates by SNI, as HTTP listeners). `access_by_script` runs once per connection with the
+ * client address (and SNI) and may refuse it; `log_by_script` runs when it closes.
+ */
+const stream = z.strictObject({
+  /** Shown in logs and as `ctx.route`; default `stream#<index>`. */
+  name: z.string().min(1).optional(),
+  address,
+  upstream: z.string(),
+  tls: listenerTls.optional(),
+  tenant: z.string().default('default'),
+  access_by_script: z.string().optional(),
+  log_by_script: z.string().optional(),
+  /** Closed after this long without data either way. Default 10m (nginx stream proxy_timeout). */
+  idle_timeout: duration.default(600_000),
+  /** TLS streams: the client's handshake must finish within this. Default 10s. */
+  handshake_timeout: duration.default(10_000),
+});
+
 export const configSchema = z
   .strictObject({
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
@@ -203,6 +231,8 @@ export const configSchema = z
     upstreams: z.record(z.string(), upstream).default({}),
     tenants: z.record(z.string(), tenant).default({}),
     routes: z.array(route).min(1, 'at least one route is needed'),
+    /** TCP stream listeners (src/core/stream-listener.ts). */
+    streams: z.array(stream).default([]),
   });
 
 /**
@@ -247,6 +277,25 @@ export function crossCheck(raw: unknown): Array<[Array<string | number>, string]
     if (addrs.has(a)) out.push([['listen', i, 'address'], `address ${a} is listed twice`]);
     addrs.add(a);
   });
+  const streamNames = new Set<string>();
+  (Array.isArray(cfg.streams) ? cfg.streams : []).forEach((v: unknown, i) => {
+    const s = obj(v);
+    if (typeof s.upstream === 'string' && !Object.hasOwn(upstreams, s.upstream)) out.push([['streams', i, 'upstream'], `unknown upstream ${JSON.stringify(s.upstream)}`]);
+    if (typeof s.tenant === 'string' && s.tenant !== 'default' && !Object.hasOwn(tenants, s.tenant)) out.push([['streams', i, 'tenant'], `unknown tenant ${JSON.stringify(s.tenant)}`]);
+    if (typeof s.name === 'string') {
+      if (streamNames.has(s.name)) out.push([['streams', i, 'name'], `duplicate stream name ${JSON.stringify(s.name)}`]);
+      streamNames.add(s.name);
+    }
+    const a = s.address;
+    if (typeof a === 'string' && !/:0$/.test(a)) {
+      if (addrs.has(a)) out.push([['streams', i, 'address'], `address ${a} is already used by another listener`]);
+      addrs.add(a);
+    }
+    const tls = obj(s.tls);
+    if ((tls.verify_client === 'on' || tls.verify_client === 'optional') && typeof tls.client_ca !== 'string') {
+      out.push([['streams', i, 'tls', 'verify_client'], `verify_client ${tls.verify_client} needs tls.client_ca`]);
+    }
+  });
   return out;
 }
 
@@ -260,3 +309,4 @@ export type TenantConfig = Config['tenants'][string];
 export type ListenerConfig = Config['listen'][number];
 export type LimitsConfig = Config['limits'];
 export type ListenerTlsConfig = NonNullable<ListenerConfig['tls']>;
+export type StreamConfig = Config['streams'][number];

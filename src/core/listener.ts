@@ -51,6 +51,7 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
     max_body_size: own.max_body_size ?? limits.max_body_size,
     keepalive_timeout: own.keepalive_timeout ?? limits.keepalive_timeout,
     http2_max_concurrent_streams: own.http2_max_concurrent_streams ?? limits.http2_max_concurrent_streams,
+    websocket_idle_timeout: own.websocket_idle_timeout ?? limits.websocket_idle_timeout,
   };
 }
 
