@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { parseDuration, parseHostPort, parseSize } from './units.ts';
+import { isAccessField } from '../observability/access-log.ts';
+import { FACILITIES, type Facility } from '../observability/syslog.ts';
 
 /** Phase script keys of a route, in the order the phases run (OpenResty spelling). */
 export const PHASES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log', 'balancer'] as const;
@@ -157,10 +159,45 @@ const upstream = z.strictObject({
   dns: z.strictObject({ interval: duration.default(30_000), family: z.union([z.literal(0), z.literal(4), z.literal(6)]).default(0) }).prefault({}),
 });
 
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+/** `log.access_log` as an object: which fields, and where the lines go (stdout when neither file nor syslog). */
+const accessLogOptions = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Field names (ACCESS_FIELDS, `request_header:<name>`, `response_header:<name>`); default the classic set. */
+  fields: z.array(z.string().refine(isAccessField, { message: 'unknown access log field (see README: log.access_log.fields)' })).min(1).optional(),
+  /** Append lines to this file (relative to the config file) instead of stdout. */
+  file: z.string().min(1).optional(),
+  /** Send lines to a syslog server (RFC 5424) instead of stdout. */
+  syslog: z
+    .strictObject({
+      address,
+      protocol: z.enum(['udp', 'tcp']).default('udp'),
+      facility: z.enum(Object.keys(FACILITIES) as [Facility, ...Facility[]]).default('local0'),
+      app_name: z.string().regex(/^[!-~]{1,48}$/, 'app_name: 1-48 printable ASCII characters').default('scriptgate'),
+    })
+    .optional(),
+});
+
+/** `tracing:` spans exported with OTLP over HTTP (JSON). */
+const tracing = z.strictObject({
+  /** Collector base URL; spans go to `{otlp_endpoint}/v1/traces`. */
+  otlp_endpoint: z.url({ protocol: /^https?$/ }),
+  service_name: z.string().min(1).default('scriptgate'),
+  /** Share of new traces recorded (0..1); a caller's sampled flag in traceparent wins. */
+  sample_ratio: z.number().min(0).max(1).default(1),
+  /** Spans waiting for export beyond this are dropped. */
+  max_queue: z.number().int().min(1).max(1_000_000).default(2048),
+  /** How often queued spans are sent. */
+  flush_interval: duration.default(1000),
+});
+
 const tenant = z.strictObject({
   memory_mb: z.number().int().min(8).max(4096).default(64),
   cpu_ms: z.number().min(1).max(60_000).default(50),
   scripts: z.string().default('.'),
+  /** Level of this tenant's script log lines (`ctx.log.*`); default: the process's `log.level`. */
+  log_level: logLevel.optional(),
 });
 
 const hostPattern = z
@@ -222,10 +259,19 @@ export const configSchema = z
     limits: limits.prefault({}),
     log: z
       .strictObject({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-        access_log: z.boolean().default(true),
+        level: logLevel.default('info'),
+        /** `true`/`false`, or `{ fields, file, syslog }` (src/observability/access-log.ts). */
+        access_log: z.union([z.boolean(), accessLogOptions]).default(true),
       })
-      .prefault({}),
+      .prefault({})
+      // `access_log` stays a boolean for the rest of the code; the object form lands in `access_log_options`.
+      .transform(({ access_log, ...rest }) => ({
+        ...rest,
+        access_log: typeof access_log === 'boolean' ? access_log : access_log.enabled,
+        access_log_options: typeof access_log === 'boolean' ? undefined : access_log,
+      })),
+    /** OpenTelemetry tracing (src/observability/tracing.ts); absent = off, at no cost. */
+    tracing: tracing.optional(),
     /** Hot reload: watch the config file and script folders (debounced); SIGHUP and POST /reload always work. */
     reload: z.strictObject({ watch: z.boolean().default(true), debounce: duration.default(200) }).prefault({}),
     upstreams: z.record(z.string(), upstream).default({}),
