@@ -71,11 +71,15 @@ export function writeConfig(yaml: string, files: Record<string, string> = {}): s
 }
 
 /** Starts an in-process proxy from YAML (listen on 127.0.0.1:0); closed after the test. */
-export async function startProxy(yaml: string, files: Record<string, string> = {}): Promise<{ port: number; server: ProxyServer; file: string }> {
+export async function startProxy(
+  yaml: string,
+  files: Record<string, string> = {},
+  logger?: import('pino').Logger,
+): Promise<{ port: number; server: ProxyServer; file: string }> {
   const file = writeConfig(yaml, files);
   const { readFileSync } = await import('node:fs');
   const loaded = parseConfig(readFileSync(file, 'utf8'), file);
-  const server = await ProxyServer.start(loaded, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  const server = await ProxyServer.start(loaded, logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
   onTestFinished(() => server.shutdown(false));
   return { port: server.ports[0]!, server, file };
 }

@@ -1,0 +1,373 @@
+/**
+ * Phase-script semantics end to end: a real client, the proxy, real isolates and esbuild, and a
+ * recording origin. Every script lives in the test's temp config folder (the default tenant).
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { captureLogs } from '../helpers/log-capture.ts';
+import { request, startOrigin, startProxy, type Origin } from '../helpers/servers.ts';
+
+const TS = 'import type * as api from "scriptgate/runtime-api";\n';
+
+function config(origins: Origin[], route: string, extra = ''): string {
+  return `listen:\n  - address: 127.0.0.1:0\nlog: { level: info, access_log: false }\n${extra}upstreams:\n  up:\n    targets: [${origins
+    .map((o) => `"${o.address}"`)
+    .join(', ')}]\nroutes:\n  - name: r\n    upstream: up\n${route}`;
+}
+
+describe('rewrite and access', () => {
+  it('rewrite changes method, path, query and headers going upstream; access sees the changes', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(
+      config([origin], '    rewrite_by_script: rewrite.ts\n    access_by_script: access.ts\n'),
+      {
+        'rewrite.ts': `${TS}export default function (ctx: api.RewriteContext) {
+          ctx.request.method = 'POST';
+          ctx.request.path = '/v2' + ctx.request.path;
+          ctx.request.query = 'a=1&' + ctx.request.query;
+          ctx.request.headers.set('x-rewritten', 'yes');
+          ctx.request.headers.delete('x-secret');
+          ctx.vars.seen = ctx.request.path;
+        }`,
+        'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+          ctx.request.headers.set('x-access-saw', String(ctx.vars.seen) + ' ' + ctx.request.method);
+        }`,
+      },
+    );
+    const res = await request(port, { path: '/items?b=2', headers: { 'x-secret': 's' } });
+    expect(res.status).toBe(200);
+    const seen = origin.seen[0]!;
+    expect(seen.method).toBe('POST');
+    expect(seen.url).toBe('/v2/items?a=1&b=2');
+    expect(seen.headers['x-rewritten']).toBe('yes');
+    expect(seen.headers['x-secret']).toBeUndefined();
+    expect(seen.headers['x-access-saw']).toBe('/v2/items POST');
+  });
+
+  it('a script can choose another configured upstream', async () => {
+    const a = await startOrigin(undefined, 'a');
+    const b = await startOrigin(undefined, 'b');
+    const yaml = config([a], '    rewrite_by_script: pick.ts\n').replace('routes:', `  other:\n    targets: ["${b.address}"]\nroutes:`);
+    const { port } = await startProxy(yaml, {
+      'pick.ts': `${TS}export default function (ctx: api.RewriteContext) { if (ctx.request.headers.has('x-other')) ctx.upstream = 'other'; }`,
+    });
+    expect((await request(port)).text).toContain('origin:a');
+    expect((await request(port, { headers: { 'x-other': '1' } })).text).toContain('origin:b');
+  });
+
+  it('exit in rewrite answers with its status, headers and body; access and the upstream never run', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    rewrite_by_script: rewrite.ts\n    access_by_script: access.ts\n'), {
+      'rewrite.ts': `${TS}export default function (ctx: api.RewriteContext) {
+        if (ctx.request.path === '/teapot') ctx.exit(418, { headers: { 'x-why': 'tea', 'set-cookie': ['a=1', 'b=2'] }, body: 'short and stout\\n' });
+      }`,
+      'access.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.exit(403, { body: 'access ran' }); }`,
+    });
+    const res = await request(port, { path: '/teapot' });
+    expect(res.status).toBe(418);
+    expect(res.text).toBe('short and stout\n');
+    expect(res.headers['x-why']).toBe('tea');
+    expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(res.headers['content-length']).toBe(String('short and stout\n'.length));
+    // Without the exit, access runs and ends the request.
+    const denied = await request(port, { path: '/other' });
+    expect(denied.status).toBe(403);
+    expect(denied.text).toBe('access ran');
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('redirect in access sends Location with the status; the default is 302', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    access_by_script: access.ts\n'), {
+      'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+        if (ctx.request.path === '/old') return ctx.redirect('https://example.com/new?x=1', 301);
+        ctx.redirect('/login');
+      }`,
+    });
+    const moved = await request(port, { path: '/old' });
+    expect(moved.status).toBe(301);
+    expect(moved.headers.location).toBe('https://example.com/new?x=1');
+    const found = await request(port, { path: '/anything' });
+    expect(found.status).toBe(302);
+    expect(found.headers.location).toBe('/login');
+    expect(origin.seen).toHaveLength(0);
+  });
+});
+
+describe('header_filter and body_filter', () => {
+  it('header_filter changes the status and headers; vars from rewrite are visible', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.setHeader('server', 'secret/1.0');
+      res.end('body stays');
+    });
+    const { port } = await startProxy(config([origin], '    rewrite_by_script: rewrite.ts\n    header_filter_by_script: headers.ts\n'), {
+      'rewrite.ts': `${TS}export default function (ctx: api.RewriteContext) { ctx.vars.flavour = 'mint'; }`,
+      'headers.ts': `${TS}export default function (ctx: api.HeaderFilterContext) {
+        ctx.response.status = 203;
+        ctx.response.headers.delete('server');
+        ctx.response.headers.set('x-flavour', String(ctx.vars.flavour));
+        ctx.response.headers.append('x-upstream-status', '200');
+      }`,
+    });
+    const res = await request(port);
+    expect(res.status).toBe(203);
+    expect(res.text).toBe('body stays');
+    expect(res.headers.server).toBeUndefined();
+    expect(res.headers['x-flavour']).toBe('mint');
+  });
+
+  it('body_filter streams a 10 MB body through the script chunk by chunk with flat memory, chunked', async () => {
+    const size = 10 * 1024 * 1024;
+    const piece = Buffer.alloc(64 * 1024, 'abcdefghij');
+    const origin = await startOrigin(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': size });
+      for (let sent = 0; sent < size; sent += piece.length) {
+        if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+      }
+      res.end();
+    });
+    const { port } = await startProxy(config([origin], '    body_filter_by_script: upper.ts\n'), {
+      'upper.ts': `${TS}export default function (ctx: api.BodyFilterContext, chunk: string, eof: boolean) {
+        return eof ? chunk.toUpperCase() + '[eof ' + ctx.response.status + ']' : chunk.toUpperCase();
+      }`,
+    });
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const result = await new Promise<{ bytes: number; upperOnly: boolean; tail: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/big', agent: false }, (res) => {
+        let bytes = 0;
+        let upperOnly = true;
+        let tail = '';
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          tail = (tail + c.toString('latin1')).slice(-32);
+          if (/[abcdghij]/.test(c.toString('latin1'))) upperOnly = false; // ('e' and 'f' appear in the eof marker)
+          peak = Math.max(peak, process.memoryUsage().rss);
+        });
+        res.on('end', () => resolve({ bytes, upperOnly, tail, headers: res.headers }));
+        res.on('error', reject);
+      });
+    });
+    expect(result.tail.endsWith('[eof 200]')).toBe(true);
+    expect(result.bytes).toBe(size + '[eof 200]'.length);
+    expect(result.upperOnly).toBe(true);
+    expect(result.headers['content-length']).toBeUndefined();
+    expect(result.headers['transfer-encoding']).toBe('chunked');
+    // The whole body never sits in memory: the peak stays well under the body's size.
+    expect(peak - rssBefore).toBeLessThan(size * 4);
+  });
+
+  it('a body_filter that returns nothing sends the original bytes; HEAD and 304 skip it', async () => {
+    const origin = await startOrigin((req, res) => {
+      if (req.url === '/304') {
+        res.writeHead(304, { etag: '"x"' });
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(req.method === 'HEAD' ? undefined : Buffer.from([0, 1, 2, 255, 254]));
+    });
+    const { port } = await startProxy(config([origin], '    body_filter_by_script: pass.ts\n'), {
+      'pass.ts': `${TS}export default function (_ctx: api.BodyFilterContext, _chunk: string, _eof: boolean) {}`,
+    });
+    const res = await request(port);
+    expect([...res.body]).toEqual([0, 1, 2, 255, 254]);
+    const head = await request(port, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+    const notModified = await request(port, { path: '/304' });
+    expect(notModified.status).toBe(304);
+    expect(notModified.body.length).toBe(0);
+  });
+});
+
+describe('log', () => {
+  it('log runs after the response with status, bytes, timings, upstream and vars', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      config([origin], '    access_by_script: access.ts\n    log_by_script: log.ts\n'),
+      {
+        'access.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.vars.user = 'ann'; }`,
+        'log.ts': `${TS}export default function (ctx: api.LogContext) {
+          ctx.log.info('done', { status: ctx.response.status, bytes: ctx.bytesSent, user: ctx.vars.user,
+            upstream: ctx.upstreamAddress, total: ctx.timings.total, header: ctx.timings.upstreamHeader });
+        }`,
+      },
+      logs.logger,
+    );
+    const res = await request(port, { path: '/x' });
+    expect(res.status).toBe(200);
+    const line = await logs.waitFor((l) => l.msg === 'done');
+    expect(line).toMatchObject({ status: 200, bytes: res.body.length, user: 'ann', upstream: origin.address, route: 'r', tenant: 'default' });
+    expect(line.total as number).toBeGreaterThanOrEqual(line.header as number);
+  });
+
+  it('a client that aborts mid-response still gets its log phase run (with the abort) and its vars freed', async () => {
+    let release!: () => void;
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first part');
+      release = () => res.end('rest');
+    });
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      config([origin], '    access_by_script: access.ts\n    log_by_script: log.ts\n'),
+      {
+        'access.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.vars.big = 'x'.repeat(1000); ctx.vars.id = ctx.requestId; }`,
+        'log.ts': `${TS}export default function (ctx: api.LogContext) {
+          ctx.log.info('logged', { status: ctx.response.status, hasVars: typeof ctx.vars.big === 'string', id: ctx.vars.id });
+        }`,
+      },
+      logs.logger,
+    );
+    await new Promise<void>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/slow', agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+    });
+    const line = await logs.waitFor((l) => l.msg === 'logged');
+    expect(line.hasVars).toBe(true);
+    release();
+  });
+});
+
+describe('failures', () => {
+  // [what, the failing statement, expected code, the tenant's cpu_ms]
+  const cases: Array<[string, string, string, number?]> = [
+    ['a throw', `throw new Error('boom at ' + ctx.request.path);`, 'PRX_ERR_SCRIPT'],
+    ['an infinite loop', `for (;;) {}`, 'PRX_ERR_SCRIPT_TIMEOUT'],
+    // Filling 16 MB takes a few hundred ms of CPU, so this tenant gets time enough to run out of memory first.
+    ['a memory bomb', `const a: string[] = []; for (let i = 0; ; i++) a.push('x'.repeat(1024) + i);`, 'PRX_ERR_SCRIPT_MEMORY', 20_000],
+    ['an infinite getter', `ctx.exit(200, { get body(): string { for (;;) {} } });`, 'PRX_ERR_SCRIPT_TIMEOUT'],
+    ['a 100 MB header value', `ctx.request.headers.set('x-huge', 'x'.repeat(100 * 1024 * 1024));`, 'PRX_ERR_SCRIPT'],
+    ['a forbidden call (ctx.response in access)', `(ctx as unknown as { response: { status: number } }).response.status = 1;`, 'PRX_ERR_PHASE_FORBIDDEN'],
+  ];
+  for (const [what, body, code, cpuMs = 200] of cases) {
+    it(`${what} in access fails that request with 500, logs the script file and a reason, and the next request works`, async () => {
+      const origin = await startOrigin();
+      const logs = captureLogs();
+      const { port } = await startProxy(
+        config([origin], '    access_by_script: access.ts\n', `tenants:\n  default: { memory_mb: 16, cpu_ms: ${cpuMs}, scripts: . }\n`),
+        {
+          'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+  if (ctx.request.headers.has('x-fail')) {
+    ${body}
+  }
+}`,
+        },
+        logs.logger,
+      );
+      const t0 = Date.now();
+      const res = await request(port, { headers: { 'x-fail': '1' } });
+      expect(res.status).toBe(500);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const line = await logs.waitFor((l) => l.msg === 'script failed');
+      expect(line.code).toBe(code);
+      expect(String(line.err)).toContain('access.ts');
+      expect(origin.seen).toHaveLength(0);
+      const ok = await request(port);
+      expect(ok.status).toBe(200);
+    });
+  }
+
+  it('a script throw reports the script own file:line', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(config([origin], '    rewrite_by_script: rw.ts\n'), {
+      'rw.ts': `${TS}\n\nexport default function (ctx: api.RewriteContext) {\n  const n: number = 1;\n  if (n) throw new Error('line five');\n}\n`,
+    }, logs.logger);
+    expect((await request(port)).status).toBe(500);
+    const line = await logs.waitFor((l) => l.msg === 'script failed');
+    expect(String(line.err)).toMatch(/rw\.ts:6:\d+/);
+  });
+
+  it('exit in header_filter is forbidden (500), while the same in access works', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(config([origin], '    header_filter_by_script: hf.ts\n'), {
+      'hf.ts': `${TS}export default function (ctx: api.HeaderFilterContext) { (ctx as unknown as api.AccessContext).exit(200); }`,
+    }, logs.logger);
+    expect((await request(port)).status).toBe(500);
+    expect((await logs.waitFor((l) => l.msg === 'script failed')).code).toBe('PRX_ERR_PHASE_FORBIDDEN');
+  });
+
+  it('require does nothing, and process, fetch and timers do not exist in a script', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    header_filter_by_script: probe.ts\n'), {
+      'probe.ts': `${TS}declare const require: unknown, process: unknown, fetch: unknown, setTimeout: unknown;
+      export default function (ctx: api.HeaderFilterContext) {
+        let escape = 'blocked';
+        try { escape = String((ctx.constructor as unknown as (s: string) => () => unknown)('return typeof process')()); } catch { escape = 'threw'; }
+        let req = 'loaded';
+        const name = ['f', 's'].join(''); // a literal 'fs' is already refused at compile time
+        try { (require as (m: string) => unknown)(name); } catch { req = 'threw'; }
+        ctx.response.headers.set('x-probe', [req, typeof process, typeof fetch, typeof setTimeout, escape].join(','));
+      }`,
+    });
+    const res = await request(port);
+    expect(res.headers['x-probe']).toMatch(/^threw,undefined,undefined,undefined,(undefined|threw|blocked)$/);
+  });
+});
+
+describe('tenants', () => {
+  it("one tenant's infinite loop and memory bomb leave another tenant's requests answered correctly", async () => {
+    const origin = await startOrigin();
+    const yaml = `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\ntenants:\n  bad: { memory_mb: 16, cpu_ms: 100, scripts: bad }\n  good: { scripts: good }\nroutes:\n  - name: bad\n    match: { path_prefix: /bad/ }\n    tenant: bad\n    upstream: up\n    access_by_script: a.ts\n  - name: good\n    match: { path_prefix: /good/ }\n    tenant: good\n    upstream: up\n    access_by_script: a.ts\n`;
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const path = await import('node:path');
+    const { writeConfig } = await import('../helpers/servers.ts');
+    const file = writeConfig(yaml);
+    const dir = path.dirname(file);
+    mkdirSync(path.join(dir, 'bad'));
+    mkdirSync(path.join(dir, 'good'));
+    writeFileSync(path.join(dir, 'bad', 'a.ts'), `export default function (ctx: any) { if (ctx.request.path === '/bad/loop') for (;;) {} const a: string[] = []; for (let i = 0; ; i++) a.push('y'.repeat(4096) + i); }`);
+    writeFileSync(path.join(dir, 'good', 'a.ts'), `export default function (ctx: any) { ctx.request.headers.set('x-tenant', ctx.tenant); }`);
+    const { readFileSync } = await import('node:fs');
+    const { parseConfig } = await import('../../src/config/load.ts');
+    const { ProxyServer } = await import('../../src/control/proxy-server.ts');
+    const { createLogger } = await import('../../src/observability/logger.ts');
+    const { onTestFinished } = await import('vitest');
+    const server = await ProxyServer.start(parseConfig(readFileSync(file, 'utf8'), file), createLogger('silent'));
+    onTestFinished(() => server.shutdown(false));
+    const port = server.ports[0]!;
+    const results = await Promise.all([
+      request(port, { path: '/bad/loop' }),
+      request(port, { path: '/good/1' }),
+      request(port, { path: '/bad/bomb' }),
+      request(port, { path: '/good/2' }),
+      request(port, { path: '/good/3' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([500, 200, 500, 200, 200]);
+    const goodSeen = origin.seen.filter((s) => s.url.startsWith('/good/'));
+    expect(goodSeen).toHaveLength(3);
+    expect(goodSeen.every((s) => s.headers['x-tenant'] === 'good')).toBe(true);
+    // The bad tenant recovers too (its isolate was recreated).
+    expect((await request(port, { path: '/good/4' })).status).toBe(200);
+  });
+});
+
+describe('malformed traffic never reaches a script', () => {
+  it('a raw request with conflicting Content-Length gets 400 and runs no phase', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(config([origin], '    access_by_script: a.ts\n'), {
+      'a.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.log.info('access ran'); }`,
+    }, logs.logger);
+    const text = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      let out = '';
+      s.on('data', (c) => (out += c.toString()));
+      s.on('close', () => resolve(out));
+      s.on('error', () => undefined);
+      s.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd');
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 400/);
+    expect(logs.lines.find((l) => l.msg === 'access ran')).toBeUndefined();
+    expect(origin.seen).toHaveLength(0);
+  });
+});
