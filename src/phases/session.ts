@@ -2,7 +2,8 @@
  * One request's calls into its tenant's isolate: the host half of `ScriptSession`. Created by
  * `RouteScripts.open()` (no crossing), it sends the request's init record with its first crossing
  * only, keeps nothing of the tenant's on the host, and turns every result into the contract's
- * shapes. rewrite+access are one crossing; header_filter one; body_filter one per chunk; log and
+ * shapes. rewrite+access are one crossing; header_filter one; body_filter one per chunk (or
+ * responseStart: header_filter + the first chunk in one); log and
  * the final free are deferred to the tenant's LogBatch. A session whose state lived in an isolate
  * that has since been recreated (memory exhaustion elsewhere) fails with PRX_ERR_SCRIPT_MEMORY.
  */
@@ -14,11 +15,13 @@ import { balancerRecord, checkHeaderList, checkStatus, checkString, initRecord, 
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
 import { ScriptLogSink } from './script-log.ts';
-import { Utf8Chunks } from './utf8-chunks.ts';
+import { Utf8Chunks, type Utf8Piece } from './utf8-chunks.ts';
 
 const CONTINUE: RequestPhasesResult = Object.freeze({ action: 'continue' }) as RequestPhasesResult;
 const T = 116; // 't'
 const B = 98; // 'b'
+const EMPTY = Buffer.alloc(0);
+const RESPONSE_PHASES: readonly number[] = [PHASE_ID.header_filter, PHASE_ID.body_filter];
 
 export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   readonly #rs: RouteScriptsImpl;
@@ -55,7 +58,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   }
 
   /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
-  #call(entry: 'req' | 'bal' | 'res' | 'body', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
+  #call(entry: 'req' | 'bal' | 'res' | 'body' | 'rs', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
     const sb = this.#rs.sandbox;
     try {
       return sb.call(entry, args, this.#rs.keys, phases);
@@ -132,6 +135,11 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     const record = !this.#headInIsolate && this.#head ? responseRecord(this.#head) : '';
     const out = this.#call('body', [this.#sid, init, record, piece.text, eof], [PHASE_ID.body_filter]);
     if (record) this.#headInIsolate = true;
+    return this.#bodyResult(out, piece);
+  }
+
+  /** Decodes body_filter's result (null = unchanged, 't'/'b' + data, 'j' + envelope). */
+  #bodyResult(out: unknown, piece: Utf8Piece): Buffer | undefined {
     if (out === null) return piece.same ? undefined : piece.bytes;
     const s = checkString(out, 'body_filter');
     const tag = s.charCodeAt(0);
@@ -139,9 +147,44 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     if (tag === B) return Buffer.from(s.slice(1), 'latin1');
     const env = parseResult<WireBodyEnvelope>(s.slice(1), 'body_filter');
     this.#done(env.l, 'body_filter');
-    if (env.e) throw rs.sandbox.scriptError(rs.keys, env.e);
+    if (env.e) throw this.#rs.sandbox.scriptError(this.#rs.keys, env.e);
     if (env.r === null) return piece.same ? undefined : piece.bytes;
     return Buffer.from(checkString(env.d, 'body_filter'), env.r === 'b' ? 'latin1' : 'utf8');
+  }
+
+  responseStart(head: ResponseHead, chunk: Buffer | undefined, eof: boolean): { head: ResponseHead | undefined; body: Buffer | undefined } {
+    const rs = this.#rs;
+    const runBody = rs.has.body_filter && ((chunk !== undefined && chunk.length > 0) || eof);
+    if (!rs.has.header_filter || !runBody) {
+      const h = this.headerFilter(head);
+      return { head: h, body: runBody ? this.bodyFilter(chunk ?? EMPTY, eof) : undefined };
+    }
+    this.#head = head;
+    const piece = (this.#utf8 ??= new Utf8Chunks()).next(chunk ?? EMPTY, eof);
+    const init = this.#init();
+    const out = this.#call('rs', [this.#sid, init, responseRecord(head), piece.text, eof], RESPONSE_PHASES);
+    this.#headInIsolate = true;
+    if (out === '') return { head: undefined, body: piece.same ? undefined : piece.bytes };
+    const s = checkString(out, 'header_filter/body_filter');
+    const colon = s.indexOf(':');
+    const n = colon > 0 ? Number(s.slice(0, colon)) : NaN;
+    if (!(n >= 0) || colon + 1 + n > s.length) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', 'header_filter/body_filter: malformed result from the sandbox');
+    let next: ResponseHead | undefined;
+    if (n > 0) {
+      const o = parseResult<WireHeadResult>(s.slice(colon + 1, colon + 1 + n), 'header_filter');
+      this.#done(o.l, 'header_filter');
+      if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
+      if (o.s !== undefined || o.h !== undefined) {
+        next = {
+          status: o.s === undefined ? head.status : checkStatus(o.s, 'response status'),
+          headers: o.h === undefined ? head.headers : checkHeaderList(o.h, 'response headers'),
+        };
+        this.#head = next;
+      }
+    }
+    const rest = colon + 1 + n;
+    const body = this.#bodyResult(rest === s.length ? null : s.slice(rest), piece);
+    return { head: next, body };
   }
 
   log(summary: LogSummary): void {

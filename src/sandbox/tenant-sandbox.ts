@@ -23,9 +23,9 @@ import { fromLimit, fromWireError, scriptFile, type ScriptFiles } from './script
 import { displayPath } from '../compile/display-path.ts';
 import type { WireError, WireRoute } from './wire.ts';
 
-export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'flush' | 'free' | 'where' | 'live';
+export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live';
 type Primitive = string | number | boolean | null;
-const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'flush', 'free', 'where', 'live'];
+const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'rs', 'flush', 'free', 'where', 'live'];
 
 export interface TenantSandboxOptions {
   bundle: TenantBundle;

@@ -159,14 +159,17 @@ function res(sid: number, init: string, record: string): string {
   return '';
 }
 
-function body(sid: number, init: string, record: string, chunk: string, eof: boolean): string | null {
+/** body_filter on one chunk of request `s`: null = unchanged, else 't'/'b' + data, or 'j' + envelope JSON. */
+function bodyOf(s: RequestState | undefined, sid: number, init: string, record: string, chunk: string, eof: boolean): string | null {
   const limit = chunk.length * WIRE_LIMITS.bodyFactor + WIRE_LIMITS.bodySlack;
   let tag: 't' | 'b' | null = null;
   let data = '';
   let err: WireError | undefined;
   try {
-    const s = state(sid, init);
-    if (record) s.response = responseFromRecord(record, true);
+    if (!s) {
+      s = state(sid, init);
+      if (record) s.response = responseFromRecord(record, true);
+    }
     const ret = runPhase(s, PHASE_ID.body_filter, chunk, eof);
     if (ret !== undefined && ret !== null) {
       if (typeof ret !== 'string' && !(ret instanceof Uint8Array)) {
@@ -192,6 +195,48 @@ function body(sid: number, init: string, record: string, chunk: string, eof: boo
   if (l) env.l = l;
   if (err) env.e = err;
   return bounded(`j${jsonStringify(env)}`, limit + WIRE_LIMITS.headResult, PHASE_ID.body_filter);
+}
+
+function body(sid: number, init: string, record: string, chunk: string, eof: boolean): string | null {
+  return bodyOf(undefined, sid, init, record, chunk, eof);
+}
+
+/**
+ * header_filter (when the route has one; else the head is only recorded) and then, when `chunk` is
+ * a string, body_filter on it: one crossing for a response whose head and first chunk arrived
+ * together. Result: '' when nothing changed and nothing was logged; otherwise
+ * `<n>:<head JSON of n characters, may be empty><body part as body() returns it, '' = unchanged>`.
+ * A header_filter failure skips body_filter.
+ */
+function rs(sid: number, init: string, record: string, chunk: string | null, eof: boolean): string {
+  let head = '';
+  let s: RequestState | undefined;
+  let failed = false;
+  let out: WireHeadResult = {};
+  try {
+    s = state(sid, init);
+    if (s.route.fns[PHASE_ID.header_filter]) {
+      const r = (s.response = responseFromRecord(record, false));
+      runPhase(s, PHASE_ID.header_filter);
+      if (r.statusChanged) out.s = r.status;
+      if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers);
+    } else {
+      s.response = responseFromRecord(record, true);
+    }
+  } catch (e) {
+    out = { e: describeError(e, PHASE_ID.header_filter) };
+    failed = true;
+  }
+  setPhase(-1);
+  const l = takeLogs();
+  if (l) out.l = l;
+  for (const _k in out) {
+    head = bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.header_filter);
+    break;
+  }
+  const b = failed || chunk === null || !s ? null : bodyOf(s, sid, '', '', chunk, eof);
+  if (head === '' && b === null) return '';
+  return `${head.length}:${head}${b ?? ''}`;
 }
 
 function flush(batchJson: string): string {
@@ -245,4 +290,4 @@ function live(): number {
   return states.size;
 }
 
-(globalThis as unknown as { __sgBoot: unknown }).__sgBoot = { install, req, bal, res, body, flush, free, where, live };
+(globalThis as unknown as { __sgBoot: unknown }).__sgBoot = { install, req, bal, res, body, rs, flush, free, where, live };

@@ -1,8 +1,10 @@
 /**
- * Micro-benchmark (not a test): CPU per request of the five sandboxed phases through ScriptHost,
- * with the benchmark's five tasks (scripts/bench/phases: strip /api, x-block check, add a header,
- * uppercase the body, count in a shared dict). Log flushes are batched every 16 requests, about
- * what setImmediate batching gives under load.
+ * Micro-benchmark (not a test): CPU per request of the sandboxed phases through ScriptHost, for
+ * three script sets: no-op five phases, the benchmark's five tasks (scripts/bench/phases: strip
+ * /api, x-block check, add a header, uppercase the body, count in a shared dict) and rewrite+access
+ * only; each for the old call path (headerFilter + bodyFilter + an empty eof call: 4 crossings) and
+ * the one-crossing response path (responseStart with eof on the only chunk: 2 crossings). Log
+ * flushes are batched every 16 requests, about what setImmediate batching gives under load.
  *
  *   node --no-node-snapshot --import tsx test/unit/phases/measure-phase-cost.ts
  */
@@ -10,18 +12,19 @@ import { rmSync } from 'node:fs';
 import pino from 'pino';
 import { loadConfig } from '../../../src/config/load.ts';
 import { createScriptHost, type ScriptHostImpl } from '../../../src/phases/script-host.ts';
+import type { RouteScripts } from '../../../src/phases/contract.ts';
 import { config, request, SUMMARY, writeTree } from './fixture.ts';
 
+const five = (prefix: string) => `    rewrite_by_script: ${prefix}rewrite.ts
+    access_by_script: ${prefix}access.ts
+    header_filter_by_script: ${prefix}header_filter.ts
+    body_filter_by_script: ${prefix}body_filter.ts
+    log_by_script: ${prefix}log.ts
+`;
 const dir = writeTree({
   // cpu_ms is generous: the timeout is wall-clock, and a loaded machine must not abort the measurement.
   'scriptgate.yaml': config(
-    `  - name: api
-    rewrite_by_script: rewrite.ts
-    access_by_script: access.ts
-    header_filter_by_script: header_filter.ts
-    body_filter_by_script: body_filter.ts
-    log_by_script: log.ts
-`,
+    `  - name: bench\n    match: { path_prefix: /a }\n${five('')}  - name: noop\n    match: { path_prefix: /b }\n${five('noop/')}  - name: req\n    match: { path_prefix: /c }\n    rewrite_by_script: rewrite.ts\n    access_by_script: access.ts\n`,
     'tenants:\n  default: { cpu_ms: 2000, scripts: . }\n',
   ),
   'rewrite.ts': 'export default function (ctx: any) { ctx.request.path = ctx.request.path.slice(4); }',
@@ -29,9 +32,9 @@ const dir = writeTree({
   'header_filter.ts': 'export default function (ctx: any) { ctx.response.headers.set("x-proxy", "scriptgate"); }',
   'body_filter.ts': 'export default function (ctx: any, chunk: string) { return chunk.toUpperCase(); }',
   'log.ts': 'export default function (ctx: any) { ctx.shared("stats").incr("requests", 1, 0); }',
+  ...Object.fromEntries(['rewrite', 'access', 'header_filter', 'body_filter', 'log'].map((p) => [`noop/${p}.ts`, 'export default function () {}'])),
 });
 const host = (await createScriptHost(await loadConfig(`${dir}/scriptgate.yaml`), pino({ level: 'silent' }))) as ScriptHostImpl;
-const rs = host.route(0)!;
 const logger = pino({ level: 'silent' });
 const req = request({
   path: '/api/small',
@@ -41,45 +44,53 @@ const head = { status: 200, headers: ['content-type', 'application/json', 'conte
 const body = Buffer.from('x'.repeat(512));
 const empty = Buffer.alloc(0);
 
-function one(phases: 'all' | 'request'): void {
+type Path = 'old' | 'one' | 'request';
+function one(rs: RouteScripts, mode: Path): void {
   const s = rs.open(req, logger);
   s.requestPhases(req);
-  if (phases === 'all') {
+  if (mode === 'old') {
     s.headerFilter(head);
     s.bodyFilter(body, false);
     s.bodyFilter(empty, true);
-    s.log(SUMMARY);
+  } else if (mode === 'one') {
+    s.responseStart!(head, body, true);
   }
+  if (mode !== 'request') s.log(SUMMARY);
   s.close();
 }
 
-function measure(label: string, phases: 'all' | 'request', n: number): number {
+function measure(rs: RouteScripts, mode: Path, n: number): number {
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
-    one(phases);
+    one(rs, mode);
     if ((i & 15) === 15) host.flush();
   }
   host.flush();
   const c = process.cpuUsage(c0);
-  const us = (c.user + c.system) / n;
-  console.log(`${label.padEnd(52)} ${us.toFixed(1)} µs CPU/request`);
-  return us;
+  return (c.user + c.system) / n;
 }
 
-for (let i = 0; i < 5000; i++) one('all');
+const variants: Array<[string, RouteScripts, Path]> = [
+  ['no-op five phases, old path (4 crossings)', host.route(1)!, 'old'],
+  ['no-op five phases, responseStart (2 crossings)', host.route(1)!, 'one'],
+  ['bench five tasks, old path (4 crossings)', host.route(0)!, 'old'],
+  ['bench five tasks, responseStart (2 crossings)', host.route(0)!, 'one'],
+  ['rewrite+access only (1 crossing)', host.route(2)!, 'request'],
+];
+for (const [, rs, mode] of variants) for (let i = 0; i < 3000; i++) one(rs, mode);
 host.flush();
 const ref = { method: req.method, path: req.path, headers: req.headers };
-const r0 = process.cpuUsage();
-for (let i = 0; i < 200_000; i++) JSON.stringify(ref);
-const rc = process.cpuUsage(r0);
-const refUs = (rc.user + rc.system) / 200_000;
-console.log(`REF (host JSON.stringify of the request, machine-speed gauge): ${refUs.toFixed(2)} µs`);
-const runs: number[] = [];
-for (let r = 0; r < 3; r++) {
-  measure('rewrite+access only (1 crossing)', 'request', 20_000);
-  runs.push(measure('five phases (4 crossings + 1/16 flush)', 'all', 20_000));
+const results = variants.map(() => [] as number[]);
+const refs: number[] = [];
+for (let r = 0; r < 5; r++) {
+  const r0 = process.cpuUsage();
+  for (let i = 0; i < 100_000; i++) JSON.stringify(ref);
+  const rc = process.cpuUsage(r0);
+  refs.push((rc.user + rc.system) / 100_000);
+  variants.forEach(([, rs, mode], i) => results[i]!.push(measure(rs, mode, 6000)));
 }
-runs.sort((a, b) => a - b);
-console.log(`median five phases: ${runs[1]!.toFixed(1)} µs CPU/request (${(runs[1]! / refUs).toFixed(1)} xREF); tenant CPU ${(Number(host.stats()[0]!.cpuNs) / 1e6).toFixed(0)} ms in ${host.stats()[0]!.calls} calls`);
+const med = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1]!;
+console.log(`REF (host JSON.stringify of the request, machine-speed gauge): ${med(refs).toFixed(2)} µs`);
+variants.forEach(([label], i) => console.log(`${label.padEnd(52)} ${med(results[i]!).toFixed(1)} µs CPU/request (runs ${results[i]!.map((x) => x.toFixed(0)).join('/')})`));
 host.dispose();
 rmSync(dir, { recursive: true, force: true });
