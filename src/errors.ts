@@ -29,6 +29,8 @@ export const ERRORS = {
   PRX_ERR_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: false, meaning: 'the upstream did not answer within timeouts.read' },
   PRX_ERR_UPSTREAM_PROTOCOL: { status: 502, source: 'upstream', retryable: false, meaning: 'the upstream sent an invalid response or closed the connection' },
   PRX_ERR_DEADLINE: { status: 504, source: 'downstream', retryable: false, meaning: "the request's deadline (grpc-timeout) passed before its response was complete" },
+  PRX_ERR_IDLE_TIMEOUT: { status: 504, source: 'downstream', retryable: false, meaning: 'a tunnel (WebSocket or TCP stream) carried no data either way for its idle timeout and was closed' },
+  PRX_ERR_STREAM_REFUSED: { status: 403, source: 'script', retryable: false, meaning: "the stream's access_by_script refused the connection (ctx.exit())" },
   PRX_ERR_INTERNAL: { status: 500, source: 'internal', retryable: false, meaning: 'a bug in scriptgate' },
 } as const;
 
