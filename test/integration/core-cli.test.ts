@@ -166,6 +166,14 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     expect(lines.join('\n')).toMatch(/:7: routes\[0\]: .*bogus/);
   });
 
+  it('start -c bad.yaml exits 1 with its file:line: problem on stderr', async () => {
+    const file = writeConfig('listen:\n  - address: 127.0.0.1:6188\nroutes:\n  - upstream: ghost\n');
+    const c = cli(['start', '-c', file]);
+    const { code } = await c.exited;
+    expect(code).toBe(1);
+    expect(c.stderr().trim()).toBe(`${file}:4: routes[0].upstream: unknown upstream "ghost"`);
+  });
+
   // One cluster serves both checks: spawning one costs seconds.
   it('start with workers: 2 serves from two worker pids; SIGTERM lets an in-flight slow request finish with 200, then exits 0', async () => {
     let arrived!: () => void;
