@@ -195,6 +195,8 @@ const tracing = z.strictObject({
 const tenant = z.strictObject({
   memory_mb: z.number().int().min(8).max(4096).default(64),
   cpu_ms: z.number().min(1).max(60_000).default(50),
+  /** CPU the tenant's scripts may use per second of wall time (all phases); over it, its routes get 503 until the next second. */
+  cpu_budget_ms_per_s: z.number().min(1).max(1_000_000).default(500),
   scripts: z.string().default('.'),
   /** Level of this tenant's script log lines (`ctx.log.*`); default: the process's `log.level`. */
   log_level: logLevel.optional(),
@@ -276,6 +278,10 @@ export const configSchema = z
     reload: z.strictObject({ watch: z.boolean().default(true), debounce: duration.default(200) }).prefault({}),
     upstreams: z.record(z.string(), upstream).default({}),
     tenants: z.record(z.string(), tenant).default({}),
+    /** `ctx.shared(name)` dicts (src/sandbox/shared-store.ts): each tenant gets its own instance of each, shared by all workers. */
+    shared_dicts: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'dict names are 1-64 characters of A-Z a-z 0-9 _ . -'), z.strictObject({ capacity: z.number().int().min(1).max(10_000_000).default(10_000) }))
+      .default({}),
     routes: z.array(route).min(1, 'at least one route is needed'),
     /** TCP stream listeners (src/core/stream-listener.ts). */
     streams: z.array(stream).default([]),
