@@ -105,6 +105,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
       // RSS at the start and end of the measured window (after warm-up): steady growth is a leak
       rssStartMiB: rssBefore === null ? null : rssBefore / MiB,
       rssEndMiB: rssAfter === null ? null : rssAfter / MiB,
+      rssGrowthMiB: rssAfter === null ? null : (rssAfter - rssBefore) / MiB,
       processes: mem ? mem.perProcess.map((p) => ({ pid: p.pid, comm: p.comm, hwmMiB: +(p.hwmKiB / MiB).toFixed(1) })) : [],
       cpuPerProcess: proxyCpu ? proxyCpu.perProcess : [],
       // the status call itself is one accepted connection
@@ -123,7 +124,15 @@ function combine(reps) {
   const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'otherCpuS', 'otherLoad', 'upstreamNewConns', 'upstreamRequests'];
   const out = { ...reps[0], reps };
   for (const k of keys) out[k] = reps[0][k] === null ? null : median(reps.map((r) => r[k]));
+  // errors add up over the repetitions; memory growth and peaks are the worst one
   out.non2xx = reps.reduce((s, r) => s + (r.non2xx || 0), 0);
+  out.socketErrors = {};
+  for (const k of ['connect', 'read', 'write', 'timeout']) out.socketErrors[k] = reps.reduce((s, r) => s + (r.socketErrors?.[k] || 0), 0);
+  for (const k of ['peakRssMiB', 'maxHwmMiB', 'rssGrowthMiB']) if (reps[0][k] !== null) out[k] = Math.max(...reps.map((r) => r[k]));
+  const worst = reps.reduce((a, b) => (b.rssGrowthMiB > a.rssGrowthMiB ? b : a));
+  out.rssStartMiB = worst.rssStartMiB;
+  out.rssEndMiB = worst.rssEndMiB;
+  out.requests = median(reps.map((r) => r.requests));
   return out;
 }
 

@@ -51,7 +51,7 @@ export function renderTable(rows) {
         m.cpuSPer10k == null ? '–' : fmt(m.cpuSPer10k, 3),
         m.peakRssMiB == null ? '–' : fmt(m.peakRssMiB, 1),
         m.maxHwmMiB == null ? '–' : fmt(m.maxHwmMiB, 1),
-        `${m.upstreamNewConns} / ${m.upstreamRequests}`,
+        `${Math.round(m.upstreamNewConns)} / ${Math.round(m.upstreamRequests)}`,
         Number.isFinite(m.otherLoad) ? `${(m.otherLoad * 100).toFixed(0)}%` : '–',
       ]);
     }
@@ -161,8 +161,10 @@ export function renderWarnings(rows) {
       const se = m.socketErrors ?? {};
       if (m.non2xx) w.push(`${r.label} ${p}: ${m.non2xx} non-2xx/3xx responses`);
       if (se.connect || se.read || se.write || se.timeout) w.push(`${r.label} ${p}: socket errors connect ${se.connect}, read ${se.read}, write ${se.write}, timeout ${se.timeout}`);
-      if (m.rssStartMiB != null && m.rssEndMiB - m.rssStartMiB > Math.max(32, m.rssStartMiB * 0.25)) {
-        w.push(`${r.label} ${p}: RSS grew from ${m.rssStartMiB.toFixed(0)} to ${m.rssEndMiB.toFixed(0)} MiB during the measured run (${(((m.rssEndMiB - m.rssStartMiB) * 1024 * 1024) / m.requests / 1024).toFixed(1)} KiB per request): a leak or unbounded buffering?`);
+      const growthReqs = m.reps?.find((x) => x.rssGrowthMiB === m.rssGrowthMiB)?.requests ?? m.requests;
+      const perReq = (m.rssGrowthMiB * 1024) / growthReqs;
+      if (m.rssGrowthMiB != null && m.rssGrowthMiB > 24 && perReq > 4) {
+        w.push(`${r.label} ${p}: RSS grew from ${m.rssStartMiB.toFixed(0)} to ${m.rssEndMiB.toFixed(0)} MiB during a measured run (${perReq.toFixed(1)} KiB per request): a leak or unbounded buffering?`);
       }
       if (m.otherLoad > 0.1) w.push(`${r.label} ${p}: other processes used ${(m.otherLoad * 100).toFixed(0)}% of the machine's CPU during the run (${m.otherCpuS.toFixed(1)} CPU-s): figures are noisy`);
       if (r.id !== 'direct' && m.upstreamNewConns > Math.max(128, m.requests * 0.01)) {
