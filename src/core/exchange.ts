@@ -25,7 +25,10 @@ import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
 import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
 import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
-import { recordRequest, scriptErrors, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
+import { recordRequest, scriptErrors, upstreamDuration, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
+import { accessLine, accessSink, type AccessFacts } from '../observability/access-log.ts';
+import { reportScriptError } from '../observability/error-report.ts';
+import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
 import { readReplayBody } from '../upstream/replay-body.ts';
 
@@ -92,6 +95,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #pendingHead: string[] | undefined;
   /** gRPC: the grpc-timeout timer. */
   #deadline: NodeJS.Timeout | undefined;
+  /** The request's trace; undefined unless the config has `tracing:` (observability/request-telemetry.ts). */
+  #tracing: RequestTracing | undefined;
 
   constructor(gen: Generation, lc: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue = false) {
     this.#gen = gen;
@@ -120,6 +125,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const plan = newRequestPlan(req);
     this.#method = plan.method;
     this.#id = plan.id;
+    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req);
     const bad = readRequestHead(plan, req, this.#lc.limits, this.#h2);
     if (bad) return this.#local(bad.status, bad.code, bad.detail);
     if (this.#h2) this.#startGrpc();
@@ -139,8 +145,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (scripts) {
       this.#scripts = scripts;
       const sreq = scriptRequestOf(plan, req, this.#lc.scheme);
-      this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant });
+      const level = this.#gen.config.tenants[route.config.tenant]?.log_level;
+      this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant }, level ? { level } : undefined);
       this.#session = scripts.open(sreq, this.#logger);
+      if (this.#lc.metrics || this.#tracing) this.#session = observeSession(this.#session, scripts.has, route.config.tenant, this.#lc.metrics, this.#tracing);
       const exit = runRequestScripts(scripts, this.#session, sreq, plan);
       if (exit) return this.#exit(exit.status, exit.headers, exit.body);
       this.#method = plan.method;
@@ -156,6 +164,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#upstreamPath = plan.query ? `${path}?${plan.query}` : path;
     this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme);
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
+    if (this.#tracing) this.#tracing.upstreamHeaders(this.#upstreamHeaders);
     this.#headOnly = this.#method === 'HEAD';
     if (this.#hasBody) {
       // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
@@ -196,6 +205,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     target.inFlight++;
     this.#tDispatch = performance.now();
     if (this.#firstTry < 0) this.#firstTry = this.#tDispatch;
+    if (this.#tracing) this.#tracing.upstreamTry(this.#upstreamHeaders, this.#upstream!.name, target.address, this.#retries);
     target.pool.dispatch(
       {
         path: this.#upstreamPath,
@@ -220,6 +230,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
     this.#tHeader = performance.now();
     this.#upstream!.succeeded(this.#target!, this.#tHeader - this.#tDispatch);
+    if (this.#lc.metrics) upstreamDuration.observe({ upstream: this.#upstream!.name }, (this.#tHeader - this.#tDispatch) / 1000);
     if (this.#grpc && headers['grpc-status'] === undefined && (status !== 200 || !isGrpcContentType(headers['content-type'] as string | undefined))) {
       // Not a gRPC answer (an HTML error page, a 503 from a load balancer): the client gets a gRPC status instead.
       this.#error = 'PRX_ERR_UPSTREAM_PROTOCOL';
@@ -229,6 +240,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     let out = forwardResponseHeaders(headers);
+    // X-Request-Id goes back to the client on every response (the upstream's own copy is replaced).
+    if (headers['x-request-id'] !== undefined) out = dropHeader(out, 'x-request-id');
+    out.push('x-request-id', this.#id);
     // gRPC bodies are length-prefixed protobuf frames: body_filter never applies to them.
     if (this.#headOnly || NO_BODY_STATUS(status) || this.#grpc) this.#bodyFilter = false;
     if (this.#bodyFilter) {
@@ -282,6 +296,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController, parsedTrailers?: Record<string, string | string[] | undefined>): void {
     this.#tEnd = performance.now();
+    if (this.#tracing) this.#tracing.upstreamDone(this.#status);
     const trailers = upstreamTrailers(controller, parsedTrailers);
     this.#releaseTarget();
     if (this.#done || this.#res.writableEnded) return;
@@ -387,6 +402,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#releaseTarget();
     if (this.#done || this.#res.writableEnded) return;
     const mapped = isProxyError(err) ? err : mapUpstreamError(err);
+    if (this.#tracing) this.#tracing.upstreamDone(0, mapped.code);
     if (this.#lc.metrics && mapped.source === 'upstream') upstreamFailures.inc({ upstream: this.#upstream!.name, code: mapped.code });
     if (isTargetFailure(mapped.code)) this.#upstream!.failed(this.#target!, mapped.code);
     if (!this.#res.headersSent) {
@@ -406,6 +422,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // The response already started: abort it so the client never takes a cut body as whole
     // (a gRPC client gets the failure as its status instead).
     this.#error = mapped.code;
+    if (mapped.source === 'script') this.#logScriptError(mapped);
     if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(mapped.code), mapped.message);
     this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, err: mapped.message, code: mapped.code }, 'upstream failed mid-response; client response aborted');
     this.#res.destroy();
@@ -463,7 +480,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
       return endGrpc(this.#res, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
     }
-    this.#bytesSent = sendLocal(this.#res, status, headers, body, this.#method === 'HEAD');
+    this.#bytesSent = sendLocal(this.#res, status, headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id), body, this.#method === 'HEAD');
   }
 
   #local(status: number, code: ErrorCode, detail?: string): void {
@@ -493,10 +510,34 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #logScriptError(err: unknown): void {
     const e = err as ProxyError;
     if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#route?.config.tenant ?? 'default', code: e.code ?? 'PRX_ERR_SCRIPT' });
+    reportScriptError(e, { route: this.#route?.name, tenant: this.#route?.config.tenant, reqId: this.#id });
     (this.#logger ?? this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
   }
 
   // ---- the end ----
+
+  /** Writes the access line through the configured sink and fields. */
+  #accessLog(opts: NonNullable<Generation['config']['log']['access_log_options']>, facts: AccessFacts, bytesIn: number): void {
+    const sink = accessSink(opts, this.#lc.logger, this.#gen.file);
+    if (!sink.fields) return sink.logger.info(facts, 'access');
+    const req = this.#req;
+    const line = accessLine(sink.fields, facts, {
+      bytesIn,
+      tenant: this.#route?.config.tenant,
+      clientIp: req.socket?.remoteAddress,
+      clientPort: req.socket?.remotePort,
+      host: req.headers.host ?? (req.headers[':authority'] as string | undefined),
+      scheme: this.#lc.scheme,
+      httpVersion: req.httpVersion,
+      requestHeaders: req.headers,
+      responseHeaders: this.#responseHeaders,
+      upstreamMs: this.#tHeader >= 0 ? this.#tHeader - this.#tDispatch : -1,
+      retries: this.#retries,
+      traceId: this.#tracing?.traceId,
+      generation: this.#gen.id,
+    });
+    sink.logger.info(line, 'access');
+  }
 
   /** Runs once when the client's response is closed (finished, aborted or destroyed). */
   #finish(): void {
@@ -512,13 +553,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const now = performance.now();
     const total = now - this.#start;
     const status = this.#status || (aborted ? 499 : res.statusCode);
+    const bytesIn = !this.#hasBody ? 0 : this.#bodyCounter ? this.#bodyCounter.bytes : Number(this.#req.headers['content-length'] ?? 0);
+    if (this.#tracing) this.#tracing.finish(this.#req.method ?? '', this.#route?.name, status, this.#error);
     if (this.#session) {
       const session = this.#session;
       if (this.#scripts!.has.log) {
         session.log({
           status,
           bytesSent: this.#bytesSent,
-          bytesReceived: this.#bodyCounter ? this.#bodyCounter.bytes : Number(this.#req.headers['content-length'] ?? 0),
+          bytesReceived: bytesIn,
           timings: {
             total,
             upstreamConnect: this.#tConnected >= 0 ? this.#tConnected - this.#tDispatch : -1,
@@ -532,22 +575,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       session.close();
     }
-    if (this.#lc.metrics) recordRequest(this.#route?.name ?? '', this.#req.method ?? '', status, aborted, total / 1000, this.#bytesSent);
+    if (this.#lc.metrics) recordRequest(this.#route?.name ?? '', this.#req.method ?? '', status, aborted, total / 1000, this.#bytesSent, bytesIn);
     if (this.#lc.accessLog) {
-      this.#lc.logger.info(
-        {
-          reqId: this.#id,
-          method: this.#req.method,
-          path: this.#req.url,
-          status,
-          bytes: this.#bytesSent,
-          ms: Math.round(total * 1000) / 1000,
-          route: this.#route?.name,
-          upstream: this.#target?.address,
-          ...(this.#error ? { error: this.#error } : {}),
-        },
-        'access',
-      );
+      const facts: AccessFacts = {
+        reqId: this.#id,
+        method: this.#req.method,
+        path: this.#req.url,
+        status,
+        bytes: this.#bytesSent,
+        ms: Math.round(total * 1000) / 1000,
+        route: this.#route?.name,
+        upstream: this.#target?.address,
+        ...(this.#error ? { error: this.#error } : {}),
+      };
+      // log.access_log's fields/file/syslog (observability/access-log.ts); the plain line otherwise.
+      const opts = this.#gen.config.log.access_log_options;
+      if (!opts) this.#lc.logger.info(facts, 'access');
+      else this.#accessLog(opts, facts, bytesIn);
     }
     this.#gen.release();
   }
@@ -565,6 +609,12 @@ function upstreamTrailers(controller: Dispatcher.DispatchController, parsed: Rec
 
 function uncork(res: ServerResponse): void {
   res.uncork();
+}
+
+function dropHeader(headers: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== name) out.push(headers[i]!, headers[i + 1]!);
+  return out;
 }
 
 function dropContentLength(headers: string[]): string[] {

@@ -54,7 +54,7 @@ export const upstreamDuration = new client.Histogram({
 
 export const phaseDuration = new client.Histogram({
   name: 'scriptgate_phase_duration_seconds',
-  help: 'Wall time of one phase script call (crossing included), by tenant and phase (rewrite_access | balancer | header_filter | body_filter)',
+  help: 'Wall time of one phase script crossing, by tenant and phase (rewrite, access, rewrite+access, balancer, header_filter, body_filter, header_filter+body_filter)',
   labelNames: ['tenant', 'phase'] as const,
   buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
 });
