@@ -25,6 +25,7 @@ import { Exchange, type ListenerContext } from './exchange.ts';
 import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
 import type { CertificateTable } from './tls-certificates.ts';
+import { trackConnection } from '../observability/metrics.ts';
 
 export interface ListenerOptions {
   config: ListenerConfig;
@@ -111,6 +112,8 @@ export class Listener {
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
     this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
+    // scriptgate_active_connections{protocol}: only when metrics are on (an admin listener exists).
+    if (opts.metrics) this.http1.on('connection', (socket: Socket) => trackConnection('http1', socket));
 
     if (config.http2) {
       this.http2 = new Http2Downstream(limits, opts.logger, function onHttp2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean) {
@@ -119,6 +122,7 @@ export class Listener {
       });
     }
 
+    if (this.http2 && opts.metrics) this.http2.server.on('session', (session: import('node:http2').Http2Session) => trackConnection('h2', session));
     if (config.tls) this.server = this.#tlsFront(limits);
     else if (this.http2) {
       const h2 = this.http2;
