@@ -10,8 +10,8 @@
  *   plain, HTTP/1.1 only   → the http server itself (the hot path, unchanged)
  *   plain, `http2: true`   → a net server that sniffs the h2c preface, then hands the socket over
  *   `tls`                  → a tls server; ALPN `h2` → HTTP/2, anything else → HTTP/1.1
- * Extension points: `http1` (its `upgrade` event for WebSocket) and `#dispatch()`, where a
- * connection is given to the protocol that serves it.
+ * Upgrade requests (WebSocket) go from `http1`'s `upgrade` event to websocket.ts, which tunnels
+ * them; `#dispatch()` is where a connection is given to the protocol that serves it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -26,6 +26,7 @@ import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
 import type { CertificateTable } from './tls-certificates.ts';
 import { trackConnection } from '../observability/metrics.ts';
+import { proxyUpgrade, type TunnelSet } from './websocket.ts';
 
 export interface ListenerOptions {
   config: ListenerConfig;
@@ -83,6 +84,8 @@ export class Listener {
   readonly #ctx: ListenerContext;
   /** Connections of a dispatching front (TLS or h2c sniffing), so a hard stop can cut them. */
   readonly #sockets = new Set<Socket>();
+  /** Open WebSocket/Upgrade tunnels (websocket.ts), so a hard stop can cut them. */
+  readonly #tunnels: TunnelSet = new Set();
   #certificates: CertificateTable | undefined;
 
   constructor(opts: ListenerOptions) {
@@ -111,6 +114,8 @@ export class Listener {
     });
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
+    // Upgrade requests (WebSocket) run rewrite/access, then become tunnels: see websocket.ts.
+    this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels));
     this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
     // scriptgate_active_connections{protocol}: only when metrics are on (an admin listener exists).
     if (opts.metrics) this.http1.on('connection', (socket: Socket) => trackConnection('http1', socket));
@@ -264,6 +269,7 @@ export class Listener {
   closeAllConnections(): void {
     this.http1.closeAllConnections();
     this.http2?.destroyAll();
+    for (const t of this.#tunnels) t.destroy();
     for (const s of this.#sockets) s.destroy();
   }
 }
