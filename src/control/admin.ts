@@ -1,6 +1,6 @@
 /**
- * The admin listener (config `admin:`): `GET /status`, `GET /metrics` (Prometheus text), `POST
- * /reload`. Bound to the configured address (loopback in the examples); when `admin.token` is
+ * The admin listener (config `admin:`): `GET /status`, `GET /status/errors` (script errors grouped
+ * by script:line, error-report.ts), `GET /metrics` (Prometheus text), `POST /reload`. Bound to the configured address (loopback in the examples); when `admin.token` is
  * set every request must carry `Authorization: Bearer <token>`, compared in constant time, and a
  * non-loopback address without a token is refused at config validation.
  */
@@ -15,6 +15,8 @@ export interface AdminOptions {
   token?: string;
   logger: Logger;
   status: () => unknown;
+  /** Script error report (observability/error-report.ts); in a cluster gathered from the workers. */
+  errors: () => unknown;
   reload: () => Promise<ReloadResult>;
   metrics: () => Promise<string>;
   metricsContentType: string;
@@ -46,7 +48,16 @@ export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
       return send(res, 401, { error: 'admin token required' });
     }
     const url = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && url === '/status') return send(res, 200, opts.status());
+    const json = (get: () => unknown) => {
+      Promise.resolve()
+        .then(get)
+        .then(
+          (body) => send(res, 200, body),
+          (err: Error) => send(res, 500, { error: err.message }),
+        );
+    };
+    if (req.method === 'GET' && url === '/status') return json(opts.status);
+    if (req.method === 'GET' && url === '/status/errors') return json(opts.errors);
     if (req.method === 'GET' && url === '/metrics') {
       opts.metrics().then(
         (text) => send(res, 200, text, opts.metricsContentType),
@@ -58,8 +69,8 @@ export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
       opts.reload().then((r) => send(res, r.ok ? 200 : 422, r));
       return;
     }
-    if (url === '/status' || url === '/metrics' || url === '/reload') return send(res, 405, { error: 'method not allowed' });
-    send(res, 404, { error: 'not found', endpoints: ['GET /status', 'GET /metrics', 'POST /reload'] });
+    if (url === '/status' || url === '/status/errors' || url === '/metrics' || url === '/reload') return send(res, 405, { error: 'method not allowed' });
+    send(res, 404, { error: 'not found', endpoints: ['GET /status', 'GET /status/errors', 'GET /metrics', 'POST /reload'] });
   });
   const { host, port } = parseHostPort(opts.address)!;
   await new Promise<void>((resolve, reject) => {

@@ -10,15 +10,16 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { flushLogger } from '../observability/logger.ts';
-import { collectProcessMetrics, generationGauge, metricsContentType, metricsText, reloadsTotal } from '../observability/metrics.ts';
+import { clusterMetricsText, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
+import { errorReport, mergeErrorReports, type ErrorReport } from '../observability/error-report.ts';
+import { flushTraces } from '../observability/request-telemetry.ts';
 import { startAdmin } from './admin.ts';
-import { VERSION } from '../version.ts';
+import { answerPrimary, askWorkers } from './ask-workers.ts';
+import { clusterStatusDocument, processStatus, statusDocument, type ProcessStatus } from './status.ts';
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
 import { scriptFolders, watchForChanges } from './watch.ts';
 import { handOver, receiveHandles } from './upgrade.ts';
-
-const startedAt = new Date();
 
 /** Number of worker processes for a config's `workers` value. */
 export function workerCount(workers: number | 'auto'): number {
@@ -48,7 +49,9 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   const reload = createReloader(server, loaded.file, logger);
   let lastReload: ReloadResult | undefined;
   const doReload = async () => {
-    lastReload = countReload(await reload());
+    // In a cluster the primary counts reloads (once, not once per worker).
+    const result = await reload();
+    lastReload = cluster.isWorker ? result : countReload(result);
     generationGauge.set(server.generation.id);
     return lastReload;
   };
@@ -63,7 +66,10 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
       process.exit(0);
     };
     if (!graceful) return done();
-    server.shutdown(true).then(done, done);
+    server
+      .shutdown(true)
+      .then(() => Promise.race([flushTraces(), new Promise((r) => setTimeout(r, 2000).unref())]))
+      .then(done, done);
   };
   process.on('SIGTERM', () => stop(true));
   process.on('SIGINT', () => stop(false));
@@ -85,6 +91,13 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
       void doReload();
     }, logger);
   }
+  if (cluster.isWorker && loaded.config.admin) {
+    // The primary's admin API asks each worker for these (ask-workers.ts).
+    collectProcessMetrics();
+    answerPrimary('metrics', () => registry.getMetricsAsJSON());
+    answerPrimary('status', () => processStatus(server));
+    answerPrimary('errors', () => errorReport());
+  }
   if (cluster.isWorker) {
     process.on('message', (msg: ReloadRequest) => {
       if (msg?.type !== 'scriptgate:reload') return;
@@ -100,18 +113,8 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
       reload: doReload,
       metrics: () => metricsText(false),
       metricsContentType,
-      status: () => ({
-        version: VERSION,
-        pid: process.pid,
-        startedAt: startedAt.toISOString(),
-        uptimeSeconds: Math.round(process.uptime()),
-        workers: 1,
-        config: loaded.file,
-        generation: { id: server.generation.id, loadedAt: server.generation.loadedAt.toISOString(), activeRequests: server.generation.active },
-        routes: server.generation.router.routes.map((r) => ({ name: r.name, match: r.config.match, upstream: r.config.upstream, tenant: r.config.tenant })),
-        upstreams: [...server.generation.upstreams.values()].map((u) => u.status()),
-        lastReload,
-      }),
+      status: () => statusDocument(loaded, server, lastReload),
+      errors: () => errorReport(),
     });
   }
   if (process.send && process.connected) process.send({ type: 'scriptgate:listening', ports: server.ports }, undefined, {}, () => undefined);
@@ -228,21 +231,18 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   for (let i = 0; i < n; i++) fork();
 
   if (loaded.config.admin) {
+    collectProcessMetrics();
+    generationGauge.set(0); // the workers' value wins (max)
     await startAdmin({
       address: loaded.config.admin.address,
       token: loaded.config.admin.token,
       logger,
       reload: reloadAll,
-      metrics: () => metricsText(true),
+      // Workers' metrics summed (prom-client aggregators), with the primary's own (reloads, process).
+      metrics: async () => clusterMetricsText((await askWorkers<unknown[]>('metrics')).map((a) => a.value)),
       metricsContentType,
-      status: () => ({
-        pid: process.pid,
-        startedAt: startedAt.toISOString(),
-        uptimeSeconds: Math.round(process.uptime()),
-        workers: Object.values(cluster.workers ?? {}).map((w) => ({ id: w?.id, pid: w?.process.pid })),
-        config: loaded.file,
-        lastReload,
-      }),
+      status: async () => clusterStatusDocument(loaded, await askWorkers<ProcessStatus>('status'), n, lastReload),
+      errors: async () => mergeErrorReports((await askWorkers<ErrorReport>('errors')).map((a) => a.value)),
     });
   }
 }

@@ -78,6 +78,8 @@ export const targetUp = new client.Gauge({
   name: 'scriptgate_upstream_target_up',
   help: 'Health of each upstream target: 1 = gets traffic, 0 = failed its health checks or ejected',
   labelNames: ['upstream', 'target'] as const,
+  // Across cluster workers a target is up only when every worker sends to it.
+  aggregator: 'min',
   collect() {
     collectTargetHealth?.();
   },
@@ -149,6 +151,17 @@ export async function metricsText(clustered: boolean): Promise<string> {
   const aggregator = new client.AggregatorRegistry();
   const merged = await aggregator.clusterMetrics();
   return merged;
+}
+
+/**
+ * A cluster primary's metrics text: the workers' `getMetricsAsJSON()` results and the primary's
+ * own registry (reloads, generation, its process metrics) merged by each metric's aggregator
+ * (counters and histograms are summed, so counts are exact).
+ */
+export async function clusterMetricsText(workers: readonly unknown[]): Promise<string> {
+  const own = await registry.getMetricsAsJSON();
+  const merged = client.AggregatorRegistry.aggregate([...(workers as Array<typeof own>), own]);
+  return merged.metrics();
 }
 
 export const metricsContentType = registry.contentType;
