@@ -114,26 +114,33 @@ export interface Response extends ReadonlyResponse {
 export type SharedValue = string | number | boolean;
 
 /**
- * An ngx.shared-style dictionary, scoped to the tenant and shared by all its routes and requests.
- * Keys expire after an optional TTL in seconds (0 or omitted: never).
+ * An ngx.shared-style dictionary (`ngx.shared.DICT`), scoped to the tenant and shared by all its
+ * routes, requests and **all cluster workers** of the instance; each call is atomic across workers.
+ * Only dicts declared in config exist (`shared_dicts: { name: { capacity } }`); each tenant has its
+ * own instance of each and can never read another tenant's. Keys expire after an optional TTL in
+ * seconds (0 or omitted: never). Values survive reloads and isolate recreation; a cold start begins
+ * empty. A full dict (capacity keys) first drops expired keys, then refuses new ones: `set`/`add`
+ * return false and `incr` returns undefined; live keys are never evicted.
  *
- * For now the dictionary lives inside the tenant's isolate: it is per process (per worker), and it
- * starts empty after a reload or after the isolate was recreated (memory exhaustion).
+ * Cost: a read is one host call (a few µs); a write is one cross-process transaction (tens of µs),
+ * except in log scripts, whose writes are committed once per batch of requests.
  */
 export interface SharedDict {
   /** The value, or `undefined` when absent or expired. */
   get(key: string): SharedValue | undefined;
-  /** Stores a value (`undefined` deletes the key). */
-  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): void;
-  /** Stores only when the key is absent; returns whether it stored. */
+  /** Stores a value (`undefined` deletes the key); false when the dict is full. */
+  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): boolean;
+  /** Stores only when the key is absent (or expired); returns whether it stored. */
   add(key: string, value: SharedValue, ttlSeconds?: number): boolean;
   /**
-   * Adds `by` to a number and returns the new value. When the key is absent, stores `init + by`
-   * (with `ttlSeconds`) if `init` is given, else returns `undefined`. Throws when the value is not a number.
+   * Adds `by` to a number and returns the new value, atomically. When the key is absent, stores
+   * `init + by` with `ttlSeconds` if `init` is given, else returns `undefined`; an existing key
+   * keeps its expiry (a fixed window: `incr(key, 1, 0, 60)`). Throws when the value is not a number.
    */
   incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined;
-  delete(key: string): void;
-  /** Number of live (unexpired) keys. */
+  /** Removes the key; returns whether it existed. */
+  delete(key: string): boolean;
+  /** Number of live (unexpired) keys (walks the dict: not for every request). */
   size(): number;
 }
 
@@ -165,7 +172,7 @@ export interface BaseContext {
   readonly route: string;
   /** Name of the tenant running this script. */
   readonly tenant: string;
-  /** The tenant's shared dictionary `name`, created on first use. */
+  /** The tenant's shared dictionary `name` (declared under `shared_dicts` in the config; others throw). */
   shared(name: string): SharedDict;
 }
 

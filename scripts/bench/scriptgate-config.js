@@ -26,6 +26,8 @@ export function writeScriptgateConfig({ dir, port, originPort, workers, phases }
     lines.push(
       `tenants:`,
       `  bench: { scripts: ${q(PHASES_DIR)} }`,
+      `shared_dicts:`,
+      `  stats: { capacity: 1000 }`,
       `routes:`,
       `  - name: api`,
       `    match: { path_prefix: /api/ }`,

@@ -15,6 +15,7 @@ import { ConfigError, type LoadedConfig } from '../config/load.ts';
 import { compileTenant, type TenantBundle } from '../compile/compile-tenant.ts';
 import { InstallError, TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import type { WireRoute } from '../sandbox/wire.ts';
+import { SharedStore } from '../sandbox/shared-store.ts';
 import type { RouteScripts, ScriptHost } from './contract.ts';
 import { LogBatch } from './log-batch.ts';
 import { RouteScriptsImpl } from './route-scripts.ts';
@@ -34,9 +35,12 @@ export class ScriptHostImpl implements ScriptHost {
   readonly #tenants: Map<string, { sandbox: TenantSandbox; batch: LogBatch }>;
   #disposed = false;
 
-  constructor(routes: Array<RouteScriptsImpl | undefined>, tenants: Map<string, { sandbox: TenantSandbox; batch: LogBatch }>) {
+  readonly #shared: SharedStore | undefined;
+
+  constructor(routes: Array<RouteScriptsImpl | undefined>, tenants: Map<string, { sandbox: TenantSandbox; batch: LogBatch }>, shared?: SharedStore) {
     this.#routes = routes;
     this.#tenants = tenants;
+    this.#shared = shared;
   }
 
   route(index: number): RouteScripts | undefined {
@@ -64,6 +68,7 @@ export class ScriptHostImpl implements ScriptHost {
       t.batch.flush();
       t.sandbox.dispose();
     }
+    this.#shared?.release();
   }
 }
 
@@ -88,16 +93,19 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
   }
   if (problems.length) throw new ConfigError(problems);
 
-  const names = config.routes.map((r) => r.name);
-  const upstreams = config.routes.map((r) => r.upstream);
+  const shared = Object.keys(config.shared_dicts).length ? SharedStore.forConfig(loaded.file, config.shared_dicts) : undefined;
+  // Streams with scripts are installed like routes, after them (stream i at routes.length + i).
+  const names = [...config.routes.map((r) => r.name), ...config.streams.map((s, i) => s.name ?? `stream#${i}`)];
+  const upstreams = [...config.routes.map((r) => r.upstream), ...config.streams.map((s) => s.upstream)];
   const created = await Promise.allSettled(
     tenants.map((t, i) =>
       TenantSandbox.create({
         bundle: bundles[i]!,
         memoryMb: t.memoryMb,
         cpuMs: t.cpuMs,
-        routes: wireRoutes(t, config.routes.length, names, upstreams),
+        routes: wireRoutes(t, names.length, names, upstreams),
         upstreams: Object.keys(config.upstreams),
+        shared,
         logger,
       }),
     ),
@@ -110,15 +118,16 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
   }
   if (problems.length) {
     for (const s of sandboxes) s.dispose();
+    shared?.release();
     throw new ConfigError(problems);
   }
 
   const byTenant = new Map<string, { sandbox: TenantSandbox; batch: LogBatch }>();
   for (const s of sandboxes) byTenant.set(s.tenant, { sandbox: s, batch: new LogBatch(s, logger) });
-  const routes: Array<RouteScriptsImpl | undefined> = config.routes.map(() => undefined);
+  const routes: Array<RouteScriptsImpl | undefined> = names.map(() => undefined);
   for (const t of tenants) {
     const { sandbox, batch } = byTenant.get(t.name)!;
     for (const [i, keys] of t.routes) routes[i] = new RouteScriptsImpl(i, keys, sandbox, batch);
   }
-  return new ScriptHostImpl(routes, byTenant);
+  return new ScriptHostImpl(routes, byTenant, shared);
 }

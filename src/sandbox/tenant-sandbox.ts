@@ -22,6 +22,7 @@ import { BOOTSTRAP_FILENAME, bootstrapSource } from './bootstrap-source.ts';
 import { fromLimit, fromWireError, scriptFile, type ScriptFiles } from './script-error.ts';
 import { displayPath } from '../compile/display-path.ts';
 import type { WireError, WireRoute } from './wire.ts';
+import type { SharedStore } from './shared-store.ts';
 
 export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live';
 type Primitive = string | number | boolean | null;
@@ -35,6 +36,8 @@ export interface TenantSandboxOptions {
   routes: Array<WireRoute | null>;
   /** Names of configured upstreams a script may choose. */
   upstreams: string[];
+  /** The instance's shared dicts (`ctx.shared`); none declared when absent. */
+  shared?: SharedStore;
   logger: Logger;
 }
 
@@ -129,6 +132,17 @@ export class TenantSandbox implements ScriptFiles {
 
   /** Runs the bootstrap, takes its entry References, deletes its global, runs the tenant bundle, installs. */
   #finish(iso: ivm.Isolate, context: ivm.Context, boot: ivm.Script, tenant: ivm.Script): Live {
+    const shared = this.#opts.shared;
+    const tenantName = this.tenant;
+    // The only host function a tenant context ever holds: primitives in, a primitive out, tenant bound here.
+    const sharedCall = shared
+      ? function sharedDictCall(op: number, dict: unknown, key: unknown, a: unknown, b: unknown, c: unknown) {
+          return shared.call(tenantName, op, dict, key, a, b, c);
+        }
+      : function noSharedDicts() {
+          throw new RangeError('no shared dicts are declared (shared_dicts in the config)');
+        };
+    context.global.setSync('__sgShared', new ivm.Callback(sharedCall));
     boot.runSync(context, { timeout: 1000 });
     const bootRef = context.global.getSync('__sgBoot', { reference: true }) as ivm.Reference<Record<string, unknown>>;
     const refs = {} as Live['refs'];
@@ -142,7 +156,7 @@ export class TenantSandbox implements ScriptFiles {
     } catch (err) {
       throw new InstallError([this.#loadProblem(err)]);
     }
-    const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant], { timeout: 1000 });
+    const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant, JSON.stringify(shared?.names ?? [])], { timeout: 1000 });
     install.release();
     if (typeof problems === 'string' && problems) {
       const list = JSON.parse(problems) as Array<[string, string]>;
@@ -196,7 +210,11 @@ export class TenantSandbox implements ScriptFiles {
     const live = this.#ensure();
     this.calls++;
     try {
-      return live.refs[entry].applySync(undefined, args, { timeout: this.cpuMs });
+      const ref = live.refs[entry];
+      // A log batch's shared-dict writes share one LMDB commit (one per batch, not one per request).
+      const shared = this.#opts.shared;
+      if (entry === 'flush' && shared) return shared.writeBatch(() => ref.applySync(undefined, args, { timeout: this.cpuMs }));
+      return ref.applySync(undefined, args, { timeout: this.cpuMs });
     } catch (err) {
       throw this.#limitError(live, err, keys, phases);
     } finally {

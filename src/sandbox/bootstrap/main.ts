@@ -12,6 +12,7 @@ import { PHASE_ID, WIRE_LIMITS, type WireBalancerResult, type WireBodyEnvelope, 
 import { Ctx, bodyToWire, type TenantFacts } from './context.ts';
 import { BalancerView, setBalancer } from './balancer-view.ts';
 import { describeError } from './errors.ts';
+import { declareDicts } from './shared-dict.ts';
 import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, takeLogs } from './log-buffer.ts';
 import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
@@ -64,7 +65,8 @@ function runPhase(s: RequestState, phase: number, a?: unknown, b?: unknown): unk
   return ret;
 }
 
-function install(routesJson: string, upstreamsJson: string, tenantName: string): string {
+function install(routesJson: string, upstreamsJson: string, tenantName: string, dictsJson: string): string {
+  declareDicts(dictsJson ? (JSON.parse(dictsJson) as string[]) : []);
   const table = (globalThis as unknown as { __sgTenant?: { scripts?: Record<string, unknown> } }).__sgTenant;
   const scripts = table?.scripts ?? {};
   const problems: Array<[string, string]> = [];

@@ -1,109 +1,82 @@
 /**
- * Runs inside the isolate: `ctx.shared(name)`, an ngx.shared-style dictionary scoped to the tenant.
- * Values are strings, numbers or booleans; keys expire after an optional TTL in seconds.
+ * Runs inside the isolate: `ctx.shared(name)`, an ngx.shared-style dictionary scoped to the tenant
+ * and shared by all cluster workers. Every call is one synchronous host callback into the tenant's
+ * SharedStore (src/sandbox/shared-store.ts, LMDB); the callback is the only host function in the
+ * isolate, takes primitives only and has the tenant bound on the host side. The bootstrap takes it
+ * from the global `__sgShared` before any tenant code runs and deletes that global.
  *
- * Default store: `MemorySharedStore`, kept inside the tenant's isolate, so a call costs no host
- * crossing. It is per process (per worker) for now and starts empty when the isolate is recreated
- * (after memory exhaustion or a reload); a cross-worker store can implement `SharedStore` later.
+ * Default: only dicts declared in config (`shared_dicts`) exist; others throw a clear error. A dict
+ * that is full refuses new keys (`set`/`add` return false, `incr` returns undefined).
  */
 export type SharedValue = string | number | boolean;
 
 /** What `ctx.shared(name)` returns. */
 export interface SharedStore {
   get(key: string): SharedValue | undefined;
-  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): void;
+  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): boolean;
   add(key: string, value: SharedValue, ttlSeconds?: number): boolean;
   incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined;
-  delete(key: string): void;
+  delete(key: string): boolean;
   size(): number;
 }
 
-interface Entry {
-  v: SharedValue;
-  /** Expiry in ms since the epoch; 0 = never. */
-  exp: number;
+type HostFn = (op: number, dict: string, key?: unknown, a?: unknown, b?: unknown, c?: unknown) => unknown;
+
+const g = globalThis as unknown as { __sgShared?: HostFn };
+const host: HostFn | undefined = g.__sgShared;
+delete g.__sgShared;
+
+const OP_GET = 0;
+const OP_SET = 1;
+const OP_ADD = 2;
+const OP_INCR = 3;
+const OP_DELETE = 4;
+const OP_SIZE = 5;
+
+let declared = new Set<string>();
+
+/** Called by install with the dict names declared in config. */
+export function declareDicts(names: readonly string[]): void {
+  declared = new Set(names);
 }
 
-function checkKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > 65_535) throw new TypeError('shared dict key must be a non-empty string');
-  return key;
-}
-
-function checkValue(value: unknown): SharedValue {
-  if (typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return value;
-  throw new TypeError(`shared dict values are strings, finite numbers or booleans, got ${typeof value}`);
-}
-
-function expiry(ttl: unknown): number {
-  if (ttl === undefined || ttl === 0) return 0;
-  if (typeof ttl !== 'number' || !(ttl > 0)) throw new RangeError('ttlSeconds must be a positive number (or 0 / omitted for no expiry)');
-  return Date.now() + ttl * 1000;
-}
-
-class MemorySharedStore implements SharedStore {
-  #map = new Map<string, Entry>();
-
-  #live(key: string): Entry | undefined {
-    const e = this.#map.get(key);
-    if (e && e.exp !== 0 && e.exp <= Date.now()) {
-      this.#map.delete(key);
-      return undefined;
-    }
-    return e;
+class HostDict implements SharedStore {
+  readonly #name: string;
+  constructor(name: string) {
+    this.#name = name;
   }
-
   get(key: string): SharedValue | undefined {
-    return this.#live(checkKey(key))?.v;
+    return host!(OP_GET, this.#name, key) as SharedValue | undefined;
   }
-
-  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): void {
-    const k = checkKey(key);
-    if (value === undefined) this.#map.delete(k);
-    else this.#map.set(k, { v: checkValue(value), exp: expiry(ttlSeconds) });
+  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): boolean {
+    return host!(OP_SET, this.#name, key, value, ttlSeconds) as boolean;
   }
-
   add(key: string, value: SharedValue, ttlSeconds?: number): boolean {
-    const k = checkKey(key);
-    if (this.#live(k)) return false;
-    this.#map.set(k, { v: checkValue(value), exp: expiry(ttlSeconds) });
-    return true;
+    return host!(OP_ADD, this.#name, key, value, ttlSeconds) as boolean;
   }
-
   incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined {
-    const k = checkKey(key);
-    if (typeof by !== 'number' || !Number.isFinite(by)) throw new TypeError('incr: by must be a finite number');
-    const e = this.#live(k);
-    if (!e) {
-      if (init === undefined) return undefined;
-      if (typeof init !== 'number' || !Number.isFinite(init)) throw new TypeError('incr: init must be a finite number');
-      const v = init + by;
-      this.#map.set(k, { v, exp: expiry(ttlSeconds) });
-      return v;
-    }
-    if (typeof e.v !== 'number') throw new TypeError(`incr: the value of ${JSON.stringify(k)} is not a number`);
-    e.v += by;
-    return e.v;
+    return host!(OP_INCR, this.#name, key, by, init, ttlSeconds) as number | undefined;
   }
-
-  delete(key: string): void {
-    this.#map.delete(checkKey(key));
+  delete(key: string): boolean {
+    return host!(OP_DELETE, this.#name, key) as boolean;
   }
-
   size(): number {
-    const now = Date.now();
-    for (const [k, e] of this.#map) if (e.exp !== 0 && e.exp <= now) this.#map.delete(k);
-    return this.#map.size;
+    return host!(OP_SIZE, this.#name) as number;
   }
 }
 
 const dicts = new Map<string, SharedStore>();
 
-/** The tenant's dictionary called `name`, created on first use. */
+/** The tenant's dictionary called `name`. */
 export function sharedDict(name: unknown): SharedStore {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError('ctx.shared(name): name must be a non-empty string');
   let d = dicts.get(name);
   if (!d) {
-    d = new MemorySharedStore();
+    if (!host || !declared.has(name)) {
+      const known = [...declared].join(', ') || 'none';
+      throw new RangeError(`ctx.shared(${JSON.stringify(name)}): no such dict (declared: ${known}); declare it under shared_dicts in the config`);
+    }
+    d = new HostDict(name);
     dicts.set(name, d);
   }
   return d;

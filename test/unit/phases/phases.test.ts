@@ -28,7 +28,7 @@ const ROUTES = `  - name: all
 `;
 
 const FILES = {
-  'scriptgate.yaml': config(ROUTES),
+  'scriptgate.yaml': config(ROUTES, 'tenants:\n  default: { cpu_ms: 1000, scripts: . }\nshared_dicts:\n  stats: { capacity: 100 }\n'),
   'rewrite.ts': `import type { RewriteContext } from "scriptgate/runtime-api";
 declare module "scriptgate/runtime-api" { interface Vars { trail: string[] } }
 export default function rewrite(ctx: RewriteContext) {
