@@ -134,12 +134,10 @@ export function computeRatios(rows) {
 
 export function renderRatios(ratios) {
   const lines = [];
+  const missing = ratios.filter((r) => r.value === undefined).length;
   for (const r of ratios) {
     const label = r.size ? `${r.name} [${r.size}]` : r.name;
-    if (r.value === undefined) {
-      lines.push(`  ${label.padEnd(72)}  n/a (a row it needs did not run or failed)`);
-      continue;
-    }
+    if (r.value === undefined) continue;
     const v = r.unit === 'x' ? `${r.value.toFixed(2)}x` : `${r.value.toFixed(1)} ${r.unit}`;
     let extra = '';
     if (r.throughput !== undefined) extra += `  (req/s ratio ${r.throughput.toFixed(2)}x)`;
@@ -147,6 +145,7 @@ export function renderRatios(ratios) {
     if (r.target !== undefined) extra += `  target ${r.lowerIsBetter ? '≤' : '≥'} ${r.unit === 'x' ? r.target + 'x' : r.target + ' ' + r.unit}: ${r.meets ? 'met' : 'NOT met'}`;
     lines.push(`  ${label.padEnd(72)}  ${v.padStart(9)}${extra}`);
   }
+  if (missing) lines.push(`  (${missing} more need rows that did not run or failed)`);
   return lines.join('\n');
 }
 

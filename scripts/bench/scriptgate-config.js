@@ -26,6 +26,7 @@ export function writeScriptgateConfig({ dir, port, originPort, workers, phases }
     lines.push(
       `tenants:`,
       `  bench: { scripts: ${q(PHASES_DIR)} }`,
+      // the log script's ctx.shared('stats'), like lua.conf's `lua_shared_dict stats 1m`
       `shared_dicts:`,
       `  stats: { capacity: 1000 }`,
       `routes:`,
