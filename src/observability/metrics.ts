@@ -96,6 +96,37 @@ export const scriptErrors = new client.Counter({
   labelNames: ['tenant', 'code'] as const,
 });
 
+/* Per-tenant sandbox figures, sampled about once a second by the ScriptHost (src/phases/tenant-metrics.ts), never per request. */
+export const tenantCpuSeconds = new client.Counter({
+  name: 'scriptgate_tenant_cpu_seconds_total',
+  help: "CPU time used by a tenant's isolate (all phases, from isolated-vm's cpuTime), by tenant",
+  labelNames: ['tenant'] as const,
+});
+
+export const tenantScriptCalls = new client.Counter({
+  name: 'scriptgate_tenant_script_calls_total',
+  help: "Crossings into a tenant's isolate (phase calls and log batches), by tenant",
+  labelNames: ['tenant'] as const,
+});
+
+export const tenantThrottled = new client.Counter({
+  name: 'scriptgate_tenant_throttled_total',
+  help: 'Requests answered 503 because their tenant was over its cpu_budget_ms_per_s, by tenant',
+  labelNames: ['tenant'] as const,
+});
+
+export const isolateRestarts = new client.Counter({
+  name: 'scriptgate_isolate_restarts_total',
+  help: "Times a tenant's isolate was recreated after memory exhaustion, by tenant",
+  labelNames: ['tenant'] as const,
+});
+
+export const isolateHeapBytes = new client.Gauge({
+  name: 'scriptgate_isolate_heap_bytes',
+  help: "Heap of a tenant's isolate (kind: used | total | limit), sampled about once a second; summed over workers",
+  labelNames: ['tenant', 'kind'] as const,
+});
+
 export const reloadsTotal = new client.Counter({
   name: 'scriptgate_reloads_total',
   help: 'Config reloads, by result (success | failure)',

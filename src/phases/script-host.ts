@@ -16,6 +16,7 @@ import { compileTenant, type TenantBundle } from '../compile/compile-tenant.ts';
 import { InstallError, TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import type { WireRoute } from '../sandbox/wire.ts';
 import { SharedStore } from '../sandbox/shared-store.ts';
+import { startTenantMetrics, type TenantMetricsSampler } from './tenant-metrics.ts';
 import type { RouteScripts, ScriptHost } from './contract.ts';
 import { LogBatch } from './log-batch.ts';
 import { RouteScriptsImpl } from './route-scripts.ts';
@@ -27,6 +28,7 @@ export interface TenantStats {
   cpuNs: bigint;
   calls: number;
   recreations: number;
+  throttled: number;
   alive: boolean;
 }
 
@@ -41,7 +43,10 @@ export class ScriptHostImpl implements ScriptHost {
     this.#routes = routes;
     this.#tenants = tenants;
     this.#shared = shared;
+    this.#sampler = startTenantMetrics(() => [...tenants.values()].map((t) => t.sandbox));
   }
+
+  readonly #sampler: TenantMetricsSampler;
 
   route(index: number): RouteScripts | undefined {
     return this.#routes[index];
@@ -58,7 +63,7 @@ export class ScriptHostImpl implements ScriptHost {
   }
 
   stats(): TenantStats[] {
-    return [...this.#tenants.values()].map(({ sandbox: s }) => ({ tenant: s.tenant, cpuNs: s.cpuNs, calls: s.calls, recreations: s.recreations, alive: s.alive }));
+    return [...this.#tenants.values()].map(({ sandbox: s }) => ({ tenant: s.tenant, cpuNs: s.cpuNs, calls: s.calls, recreations: s.recreations, throttled: s.throttled, alive: s.alive }));
   }
 
   dispose(): void {
@@ -68,6 +73,7 @@ export class ScriptHostImpl implements ScriptHost {
       t.batch.flush();
       t.sandbox.dispose();
     }
+    this.#sampler.stop();
     this.#shared?.release();
   }
 }
@@ -103,6 +109,7 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
         bundle: bundles[i]!,
         memoryMb: t.memoryMb,
         cpuMs: t.cpuMs,
+        cpuBudgetMsPerS: t.cpuBudgetMsPerS,
         routes: wireRoutes(t, names.length, names, upstreams),
         upstreams: Object.keys(config.upstreams),
         shared,

@@ -10,7 +10,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import { formatPath, type LoadedConfig } from '../config/load.ts';
-import { PHASE_SCRIPT_KEYS } from '../config/schema.ts';
+import { PHASE_SCRIPT_KEYS, STREAM_SCRIPT_KEYS } from '../config/schema.ts';
 import { displayPath } from '../compile/display-path.ts';
 import { isInside } from '../compile/import-guard.ts';
 import { scriptKey } from '../compile/compile-tenant.ts';
@@ -20,9 +20,10 @@ export interface TenantPlan {
   scriptsDir: string;
   memoryMb: number;
   cpuMs: number;
+  cpuBudgetMsPerS: number;
   /** Distinct script keys (relative to scriptsDir). */
   scripts: Set<string>;
-  /** Route index -> script key per phase (null where none). */
+  /** Route index -> script key per phase (null where none). Stream i of config.streams has index routes.length + i. */
   routes: Map<number, Array<string | null>>;
 }
 
@@ -50,13 +51,19 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
   const tenants = new Map<string, TenantPlan>();
   const problems: string[] = [];
   const checks: Array<Promise<void>> = [];
-  config.routes.forEach((route, i) => {
+  // Streams name only some phases (STREAM_SCRIPT_KEYS); they are planned like routes, after them.
+  const owners: Array<{ section: 'routes' | 'streams'; at: number; tenant: string; keys: Partial<Record<(typeof PHASE_SCRIPT_KEYS)[number], string>> }> = [
+    ...config.routes.map((r, at) => ({ section: 'routes' as const, at, tenant: r.tenant, keys: r })),
+    ...config.streams.map((s, at) => ({ section: 'streams' as const, at, tenant: s.tenant, keys: Object.fromEntries(STREAM_SCRIPT_KEYS.map((k) => [k, s[k]])) })),
+  ];
+  owners.forEach((owner, i) => {
+    const route = { tenant: owner.tenant, ...owner.keys };
     if (!PHASE_SCRIPT_KEYS.some((k) => route[k] !== undefined)) return;
     const t = config.tenants[route.tenant];
     if (!t) return; // crossCheck already reported it
     let plan = tenants.get(route.tenant);
     if (!plan) {
-      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, scripts: new Set(), routes: new Map() };
+      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, scripts: new Set(), routes: new Map() };
       tenants.set(route.tenant, plan);
     }
     const keys: Array<string | null> = [];
@@ -67,7 +74,7 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
         continue;
       }
       const file = path.resolve(plan.scriptsDir, rel);
-      const where = (): string => `${configLocation(loaded, ['routes', i, k])}: ${formatPath(['routes', i, k])}`;
+      const where = (): string => `${configLocation(loaded, [owner.section, owner.at, k])}: ${formatPath([owner.section, owner.at, k])}`;
       if (!isInside(plan.scriptsDir, file) || file === plan.scriptsDir) {
         problems.push(`${where()}: script ${JSON.stringify(rel)} is outside tenant ${JSON.stringify(route.tenant)}'s scripts folder ${displayPath(plan.scriptsDir)}`);
         keys.push(null);

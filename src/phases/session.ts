@@ -60,6 +60,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
   #call(entry: 'req' | 'bal' | 'res' | 'body' | 'rs', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
     const sb = this.#rs.sandbox;
+    if (this.#epoch === 0) sb.admit();
     try {
       return sb.call(entry, args, this.#rs.keys, phases);
     } finally {

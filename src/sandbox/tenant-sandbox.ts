@@ -32,6 +32,8 @@ export interface TenantSandboxOptions {
   bundle: TenantBundle;
   memoryMb: number;
   cpuMs: number;
+  /** CPU the tenant may use per second (leaky bucket of one second's worth); default 500. */
+  cpuBudgetMsPerS?: number;
   /** Indexed like config.routes; null for routes of other tenants or without scripts. */
   routes: Array<WireRoute | null>;
   /** Names of configured upstreams a script may choose. */
@@ -69,6 +71,13 @@ export class TenantSandbox implements ScriptFiles {
   cpuNs = 0n;
   calls = 0;
   recreations = 0;
+  /** Requests refused because the tenant was over its CPU budget. */
+  throttled = 0;
+  readonly cpuBudgetMsPerS: number;
+  /** CPU used and not yet drained by the budget (ns), as of `#debtAt` (performance.now() ms). */
+  #debtNs = 0;
+  #debtAt = 0;
+  #overSince = 0;
   readonly #opts: TenantSandboxOptions;
   readonly #bootstrap: string;
   #live: Live | null = null;
@@ -83,6 +92,41 @@ export class TenantSandbox implements ScriptFiles {
     this.mapper = new SourceMapper(opts.bundle.map, opts.bundle.scriptsDir);
     this.cpuMs = opts.cpuMs;
     this.memoryMb = opts.memoryMb;
+    this.cpuBudgetMsPerS = opts.cpuBudgetMsPerS ?? 500;
+  }
+
+  /**
+   * Called before a request's first crossing: throws PRX_ERR_TENANT_THROTTLED (503) while the
+   * tenant's CPU debt is above one second's budget. The debt drains at `cpu_budget_ms_per_s`, so an
+   * offender gets calls spread evenly at its budget instead of bursts. The first refusal of a
+   * stretch is logged.
+   */
+  admit(): void {
+    if (this.#debtNs === 0) return;
+    const now = performance.now();
+    const drained = (now - this.#debtAt) * this.cpuBudgetMsPerS * 1000; // ns of CPU per ms of wall
+    this.#debtAt = now;
+    this.#debtNs = drained >= this.#debtNs ? 0 : this.#debtNs - drained;
+    if (this.#debtNs <= this.cpuBudgetMsPerS * 1e6) {
+      this.#overSince = 0;
+      return;
+    }
+    this.throttled++;
+    if (this.#overSince === 0) {
+      this.#overSince = now;
+      this.#opts.logger.warn({ tenant: this.tenant, code: 'PRX_ERR_TENANT_THROTTLED', budgetMsPerS: this.cpuBudgetMsPerS, debtMs: Math.round(this.#debtNs / 1e6) }, `tenant ${this.tenant} is over its CPU budget (cpu_budget_ms_per_s ${this.cpuBudgetMsPerS}); its requests get 503 until it is back under`);
+    }
+    throw new ProxyError('PRX_ERR_TENANT_THROTTLED', `tenant ${this.tenant} is over its CPU budget of ${this.cpuBudgetMsPerS} ms per second`);
+  }
+
+  #charge(ns: bigint): void {
+    const now = performance.now();
+    if (this.#debtNs > 0) {
+      const drained = (now - this.#debtAt) * this.cpuBudgetMsPerS * 1000;
+      this.#debtNs = drained >= this.#debtNs ? 0 : this.#debtNs - drained;
+    }
+    this.#debtAt = now;
+    this.#debtNs += Number(ns);
   }
 
   /** Creates the isolate and installs the tenant. Throws InstallError with `file:line: message` problems. */
@@ -220,8 +264,10 @@ export class TenantSandbox implements ScriptFiles {
     } finally {
       if (!live.iso.isDisposed) {
         const now = live.iso.cpuTime;
-        this.cpuNs += now - live.cpuSeen;
+        const used = now - live.cpuSeen;
+        this.cpuNs += used;
         live.cpuSeen = now;
+        this.#charge(used);
       }
     }
   }
