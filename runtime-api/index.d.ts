@@ -341,6 +341,61 @@ export interface LogContext extends BaseContext {
   readonly error: string;
 }
 
+/** The client connection of a TCP stream (`streams:` in the config). */
+export interface StreamConnection {
+  /** Client address and port. */
+  readonly clientIp: string;
+  readonly clientPort: number;
+  /** True when the stream listener terminates TLS. */
+  readonly tls: boolean;
+  /** The server name (SNI) the client asked for over TLS; `''` without TLS or without SNI. */
+  readonly serverName: string;
+}
+
+/**
+ * access on a TCP stream (a stream's `access_by_script`): runs once per connection, after TLS
+ * termination when the stream has `tls`, before the upstream is connected and before any byte is
+ * forwarded. Default (no script): every connection is allowed.
+ * `exit()` refuses the connection: it is closed at once (the status only shows in the log, as
+ * nginx's stream `$status`; headers and body are ignored). `ctx.route` is the stream's name.
+ */
+export interface StreamAccessContext extends BaseContext {
+  readonly phase: 'access';
+  readonly connection: StreamConnection;
+  /** Upstream the connection goes to: the stream's, unless the script sets another configured one. */
+  upstream: string;
+  /** Refuses the connection (closed without a byte forwarded); call at most once. */
+  exit(status: number): void;
+}
+
+/**
+ * log on a TCP stream (`log_by_script`): runs after the connection has closed (refused, failed or
+ * forwarded). `status` is nginx's stream `$status`: 200 forwarded, 403 refused by access, 500
+ * script failure, 502 no target could be connected, 503 no target, 499 client left first.
+ */
+export interface StreamLogContext extends BaseContext {
+  readonly phase: 'log';
+  readonly connection: StreamConnection;
+  readonly upstream: string;
+  /** `response.status` is the connection's status; there are no headers. */
+  readonly response: ReadonlyResponse;
+  /** `total`: the connection's life; `upstreamConnect`: until the target was connected; `upstreamBody`: how long bytes flowed. */
+  readonly timings: Timings;
+  /** Bytes sent to the client (from the upstream). */
+  readonly bytesSent: number;
+  /** Bytes received from the client (sent upstream). */
+  readonly bytesReceived: number;
+  /** `host:port` of the target; `''` when none was connected. */
+  readonly upstreamAddress: string;
+  /** Error code (e.g. `PRX_ERR_STREAM_REFUSED`, `PRX_ERR_IDLE_TIMEOUT`, `PRX_ERR_UPSTREAM_CONNECT`), `''` otherwise. */
+  readonly error: string;
+}
+
+/** Default export of a stream's `access_by_script` file. */
+export type StreamAccessHandler = (ctx: StreamAccessContext) => void;
+/** Default export of a stream's `log_by_script` file. */
+export type StreamLogHandler = (ctx: StreamLogContext) => void;
+
 /** Default export of a `rewrite_by_script` file. */
 export type RewriteHandler = (ctx: RewriteContext) => void;
 /** Default export of an `access_by_script` file. */

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
-import { PHASE_SCRIPT_KEYS, type Config } from '../config/schema.ts';
+import { PHASE_SCRIPT_KEYS, STREAM_SCRIPT_KEYS, type Config } from '../config/schema.ts';
 import { Router } from '../core/router.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import type { ScriptHost } from '../phases/contract.ts';
@@ -24,6 +24,8 @@ export class Generation {
   readonly scripts: ScriptHost | undefined;
   /** Per listener (config order): its TLS certificates, read from disk when the generation is built. */
   readonly certificates: ReadonlyArray<CertificateTable | undefined>;
+  /** Per stream (config.streams order): its TLS certificates, when it terminates TLS. */
+  readonly streamCertificates: ReadonlyArray<CertificateTable | undefined>;
   readonly logger: Logger;
   #active = 0;
   #retired = false;
@@ -36,6 +38,7 @@ export class Generation {
     this.router = new Router(loaded.config.routes);
     try {
       this.certificates = loaded.config.listen.map((l) => (l.tls ? new CertificateTable(l.tls) : undefined));
+      this.streamCertificates = loaded.config.streams.map((s) => (s.tls ? new CertificateTable(s.tls) : undefined));
     } catch (err) {
       scripts?.dispose(); // a certificate that does not load fails the generation before it owns anything else
       throw err;
@@ -77,7 +80,7 @@ export class Generation {
 
 /** True when any route names a phase script (so isolated-vm and esbuild are needed at all). */
 export function usesScripts(config: Config): boolean {
-  return config.routes.some((r) => PHASE_SCRIPT_KEYS.some((k) => r[k] !== undefined));
+  return config.routes.some((r) => PHASE_SCRIPT_KEYS.some((k) => r[k] !== undefined)) || config.streams.some((s) => STREAM_SCRIPT_KEYS.some((k) => s[k] !== undefined));
 }
 
 /**

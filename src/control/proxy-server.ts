@@ -12,6 +12,7 @@ import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { Listener } from '../core/listener.ts';
+import { StreamListener } from '../core/stream-listener.ts';
 import { buildGeneration, type Generation } from './generation.ts';
 
 export class ProxyServer {
@@ -19,6 +20,9 @@ export class ProxyServer {
   #draining = false;
   readonly listeners: Listener[];
   readonly ports: number[] = [];
+  /** TCP stream listeners (config.streams order) and their bound ports. */
+  readonly streams: StreamListener[];
+  readonly streamPorts: number[] = [];
   readonly logger: Logger;
 
   private constructor(gen: Generation, logger: Logger) {
@@ -38,6 +42,13 @@ export class ProxyServer {
           certificates: () => this.#current.certificates[i],
         }),
     );
+    this.streams = config.streams.map(
+      (s, index) => new StreamListener({ index, config: s, logger, current: () => this.#current, accessLog: () => this.#current.config.log.access_log }),
+    );
+  }
+
+  #all(): Array<Listener | StreamListener> {
+    return [...this.listeners, ...this.streams];
   }
 
   /**
@@ -49,6 +60,8 @@ export class ProxyServer {
     const server = new ProxyServer(gen, logger);
     try {
       for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(inherited[i]));
+      // Stream listeners bind afresh (a zero-downtime upgrade does not hand them over yet).
+      for (const s of server.streams) server.streamPorts.push(await s.listen());
     } catch (err) {
       await server.shutdown(false);
       throw err;
@@ -74,12 +87,12 @@ export class ProxyServer {
    */
   async shutdown(graceful: boolean, timeoutMs = 30_000): Promise<void> {
     this.#draining = true;
-    const closing = Promise.all(this.listeners.map((l) => (l.listening ? l.close() : Promise.resolve())));
+    const closing = Promise.all(this.#all().map((l) => (l.listening ? l.close() : Promise.resolve())));
     if (!graceful) {
-      for (const l of this.listeners) l.closeAllConnections();
+      for (const l of this.#all()) l.closeAllConnections();
     } else {
       const timer = setTimeout(() => {
-        for (const l of this.listeners) l.closeAllConnections();
+        for (const l of this.#all()) l.closeAllConnections();
       }, timeoutMs);
       timer.unref();
       await closing;

@@ -33,7 +33,8 @@ export interface ScriptRequest {
   headers: string[];
   /** '1.0' | '1.1' | '2.0' */
   httpVersion: string;
-  scheme: 'http' | 'https';
+  /** `tcp` / `tls` for a stream connection (see `ScriptHost.route`), which has method CONNECT, path `/`, and its SNI as `host`. */
+  scheme: 'http' | 'https' | 'tcp' | 'tls';
   clientIp: string;
   clientPort: number;
   /** Route name (or `#index` when the route has none) and tenant name. */
@@ -153,7 +154,10 @@ export interface RouteScripts {
 
 /** All tenants' isolates and compiled scripts of one generation. */
 export interface ScriptHost {
-  /** Scripts of `config.routes[index]`, or undefined when that route names none. */
+  /**
+   * Scripts of `config.routes[index]`, or undefined when that route names none. Streams follow the
+   * routes: stream i of `config.streams` is `route(config.routes.length + i)` (access and log only).
+   */
   route(index: number): RouteScripts | undefined;
   /** Disposes isolates; called when the generation's last request has ended. */
   dispose(): void;

@@ -130,9 +130,19 @@ export function bodyToWire(body: unknown, what: string, limit: number = MAX_EXIT
   throw new TypeError(`${what}: body must be a string or Uint8Array, got ${typeof body}`);
 }
 
+/** `ctx.connection`: the client connection of a stream (also offered, without SNI, to HTTP requests). */
+export interface ConnectionView {
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly tls: boolean;
+  /** SNI sent by the client of a TLS stream; '' otherwise. */
+  readonly serverName: string;
+}
+
 export class Ctx {
   #s: RequestState;
   #t: TenantFacts;
+  #connection: ConnectionView | null = null;
   #request: RequestView | null = null;
   #response: ResponseView | null = null;
   #responseOf: ResponseHeadState | null = null;
@@ -168,6 +178,19 @@ export class Ctx {
   get request(): RequestView {
     allow(ANY_PHASE, 'ctx.request');
     return (this.#request ??= new RequestView(this.#s));
+  }
+
+  /** The client connection. A stream's init record has scheme tcp/tls and its SNI as `host`. */
+  get connection(): ConnectionView {
+    allow(ANY_PHASE, 'ctx.connection');
+    const s = this.#s;
+    const stream = s.scheme === 'tcp' || s.scheme === 'tls';
+    return (this.#connection ??= Object.freeze({
+      clientIp: s.clientIp,
+      clientPort: s.clientPort,
+      tls: s.scheme === 'tls' || s.scheme === 'https',
+      serverName: stream ? (s.headers.get('host') ?? '') : '',
+    }));
   }
 
   /** The balancer phase's view: targets, the last failure, pick(). */
