@@ -4,9 +4,9 @@ import type { RouteScripts, ScriptSession } from '../../../src/phases/contract.t
 import { config, fixture, request, type Fixture } from '../phases/fixture.ts';
 
 const TENANTS = `tenants:
-  evil: { memory_mb: 16, cpu_ms: 200, scripts: evil }
+  evil: { memory_mb: 16, cpu_ms: 200, cpu_budget_ms_per_s: 100000, scripts: evil }
   good: { memory_mb: 16, cpu_ms: 1000, scripts: good }
-  bomb: { memory_mb: 16, cpu_ms: 3000, scripts: evil }
+  bomb: { memory_mb: 16, cpu_ms: 3000, cpu_budget_ms_per_s: 100000, scripts: evil }
 `;
 const ROUTES = `  - name: evil
     tenant: evil
