@@ -32,6 +32,9 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
     // TLS certificates, client_ca, min_version and ciphers apply on reload (listener.ts reads them per connection).
     const restartOnly = (c: Config) => JSON.stringify(c.listen.map((l) => ({ ...l, tls: l.tls ? { verify_client: l.tls.verify_client } : undefined })));
     if (restartOnly(loaded.config) !== restartOnly(server.generation.config)) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
+    // A stream's address (and TLS on/off) is bound at start; its upstream, scripts, timeouts and certificates follow reloads.
+    const streamAddresses = (c: Config) => JSON.stringify(c.streams.map((s) => [s.address, s.tls ? s.tls.verify_client : null]));
+    if (streamAddresses(loaded.config) !== streamAddresses(server.generation.config)) warnings.push('streams: address and tls on/off changes take effect on restart; a stream whose address moved refuses connections until then');
     const gen = await buildGeneration(loaded, logger);
     server.swap(gen);
     for (const w of warnings) logger.warn(w);
