@@ -15,6 +15,7 @@ import { balancerRecord, checkHeaderList, checkStatus, checkString, initRecord, 
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
 import { ScriptLogSink } from './script-log.ts';
+import { reportScriptError } from '../observability/error-report.ts';
 import { Utf8Chunks, type Utf8Piece } from './utf8-chunks.ts';
 
 const CONTINUE: RequestPhasesResult = Object.freeze({ action: 'continue' }) as RequestPhasesResult;
@@ -236,5 +237,6 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   failed(error: WireError): void {
     const err = this.#rs.sandbox.scriptError(this.#rs.keys, error);
     this.#sink.logger.error({ err, code: err.code }, err.message);
+    reportScriptError(err, { route: this.#req.route, tenant: this.#rs.tenant, reqId: this.#req.id });
   }
 }
