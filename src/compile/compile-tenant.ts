@@ -12,10 +12,15 @@
  * Returns `{ ok: true, bundle }`, or `{ ok: false, problems }` with one `file:line: message` line
  * per esbuild error (every error of the tenant, not only the first).
  *
+ * Reloads: the last bundle of each (tenant, folder, scripts) is kept with the SHA-1 of every file
+ * esbuild read for it; when none of them changed, the same (immutable) bundle object is returned
+ * without running esbuild, so changing one tenant's scripts recompiles that tenant only.
+ *
  * @example
  *   const r = await compileTenant({ tenant: 'acme', scriptsDir: '/srv/acme', scripts: ['auth.ts'] });
  */
-import { realpath } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import type { SourceMapPayload } from 'node:module';
@@ -68,14 +73,58 @@ function formatMessage(scriptsDir: string, m: esbuild.Message): string {
   return `${displayPath(file)}:${loc.line}: ${m.text}`;
 }
 
+interface CacheEntry {
+  bundle: TenantBundle;
+  /** Absolute path and SHA-1 of every input file of the bundle. */
+  inputs: Array<[string, string]>;
+}
+
+const MAX_CACHED = 256;
+const cache = new Map<string, CacheEntry>();
+/** esbuild runs so far (tests check that unchanged tenants are not rebuilt). */
+export const compileCounters = { builds: 0, reused: 0 };
+
+async function sha1(file: string): Promise<string | undefined> {
+  try {
+    return createHash('sha1').update(await readFile(file)).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+async function unchanged(entry: CacheEntry): Promise<boolean> {
+  const now = await Promise.all(entry.inputs.map(([file]) => sha1(file)));
+  return now.every((h, i) => h !== undefined && h === entry.inputs[i]![1]);
+}
+
 export async function compileTenant(opts: CompileTenantOptions): Promise<CompileResult> {
   const { scriptsDir } = opts;
   const keys = [...new Set(opts.scripts.map((s) => scriptKey(scriptsDir, s)))];
+  const cacheKey = JSON.stringify([opts.tenant, scriptsDir, [...keys].sort()]);
+  const hit = cache.get(cacheKey);
+  if (hit && (await unchanged(hit))) {
+    cache.delete(cacheKey);
+    cache.set(cacheKey, hit);
+    compileCounters.reused++;
+    return { ok: true, bundle: hit.bundle };
+  }
+  const r = await build(opts, keys);
+  if (r.result.ok && r.inputs) {
+    cache.delete(cacheKey);
+    cache.set(cacheKey, { bundle: r.result.bundle, inputs: r.inputs });
+    if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
+  }
+  return r.result;
+}
+
+async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ result: CompileResult; inputs?: Array<[string, string]> }> {
+  const { scriptsDir } = opts;
+  compileCounters.builds++;
   let realDir = scriptsDir;
   try {
     realDir = await realpath(scriptsDir);
   } catch {
-    return { ok: false, problems: [`${displayPath(scriptsDir)}:0: scripts folder of tenant ${JSON.stringify(opts.tenant)} does not exist`] };
+    return { result: { ok: false, problems: [`${displayPath(scriptsDir)}:0: scripts folder of tenant ${JSON.stringify(opts.tenant)} does not exist`] } };
   }
   try {
     const result = await esbuild.build({
@@ -95,26 +144,30 @@ export async function compileTenant(opts: CompileTenantOptions): Promise<Compile
       logLevel: 'silent',
       tsconfigRaw: '{}',
       plugins: [importGuard(scriptsDir, realDir)],
+      metafile: true,
     });
     const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
     const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
-    if (!js || !map) return { ok: false, problems: [`${displayPath(scriptsDir)}:0: esbuild produced no output`] };
+    if (!js || !map) return { result: { ok: false, problems: [`${displayPath(scriptsDir)}:0: esbuild produced no output`] } };
     // Drop the trailing sourceMappingURL comment: the map is kept on the host.
     const code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n');
-    return {
-      ok: true,
-      bundle: {
-        tenant: opts.tenant,
-        scriptsDir,
-        code,
-        map: JSON.parse(map.text) as SourceMapPayload,
-        keys,
-        warnings: result.warnings.map((w) => formatMessage(scriptsDir, w)),
-      },
+    const files = Object.keys(result.metafile?.inputs ?? {})
+      .filter((f) => f !== '<entry>')
+      .map((f) => path.resolve(scriptsDir, f.replace(/^file:/, '')));
+    const hashes = await Promise.all(files.map((f) => sha1(f)));
+    const inputs = hashes.every((h) => h !== undefined) ? files.map((f, i): [string, string] => [f, hashes[i]!]) : undefined;
+    const bundle: TenantBundle = {
+      tenant: opts.tenant,
+      scriptsDir,
+      code,
+      map: JSON.parse(map.text) as SourceMapPayload,
+      keys,
+      warnings: result.warnings.map((w) => formatMessage(scriptsDir, w)),
     };
+    return { result: { ok: true, bundle }, inputs };
   } catch (err) {
     const errors = (err as { errors?: esbuild.Message[] }).errors;
-    if (Array.isArray(errors) && errors.length > 0) return { ok: false, problems: errors.map((m) => formatMessage(scriptsDir, m)) };
-    return { ok: false, problems: [`${displayPath(scriptsDir)}:0: ${(err as Error).message}`] };
+    if (Array.isArray(errors) && errors.length > 0) return { result: { ok: false, problems: errors.map((m) => formatMessage(scriptsDir, m)) } };
+    return { result: { ok: false, problems: [`${displayPath(scriptsDir)}:0: ${(err as Error).message}`] } };
   }
 }

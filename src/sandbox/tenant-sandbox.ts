@@ -52,6 +52,15 @@ export class InstallError extends Error {
   }
 }
 
+/**
+ * V8 code cache per compiled bundle: a reload that reuses a tenant's bundle (compileTenant's cache)
+ * also skips V8's parse/compile of it. Freed with the bundle (never released by a generation).
+ */
+const codeCache = new WeakMap<TenantBundle, ivm.ExternalCopy<ArrayBuffer>>();
+
+/** What an entry point returns when its result left through `__sgOut` (bootstrap/main.ts). */
+const LONG_MARKER = '\u0000';
+
 interface Live {
   iso: ivm.Isolate;
   context: ivm.Context;
@@ -81,7 +90,8 @@ export class TenantSandbox implements ScriptFiles {
   readonly #opts: TenantSandboxOptions;
   readonly #bootstrap: string;
   #live: Live | null = null;
-  #cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined;
+  /** A long result handed over by the isolate's `__sgOut` callback during the current call. */
+  #longResult: string | undefined;
   #disposed = false;
 
   private constructor(opts: TenantSandboxOptions, bootstrap: string) {
@@ -150,8 +160,10 @@ export class TenantSandbox implements ScriptFiles {
     try {
       const context = await iso.createContext();
       const boot = await iso.compileScript(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
-      const tenant = await iso.compileScript(this.#opts.bundle.code, { filename: TENANT_FILENAME, produceCachedData: true });
-      this.#cachedData = (tenant as ivm.Script & ivm.CachedDataResult).cachedData;
+      const known = codeCache.get(this.#opts.bundle);
+      const tenant = await iso.compileScript(this.#opts.bundle.code, known ? { filename: TENANT_FILENAME, cachedData: known } : { filename: TENANT_FILENAME, produceCachedData: true });
+      const produced = (tenant as ivm.Script & ivm.CachedDataResult).cachedData;
+      if (produced) codeCache.set(this.#opts.bundle, produced);
       return this.#finish(iso, context, boot, tenant);
     } catch (err) {
       if (!iso.isDisposed) iso.dispose();
@@ -165,7 +177,8 @@ export class TenantSandbox implements ScriptFiles {
     try {
       const context = iso.createContextSync();
       const boot = iso.compileScriptSync(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
-      const info = this.#cachedData ? { filename: TENANT_FILENAME, cachedData: this.#cachedData } : { filename: TENANT_FILENAME };
+      const known = codeCache.get(this.#opts.bundle);
+      const info = known ? { filename: TENANT_FILENAME, cachedData: known } : { filename: TENANT_FILENAME };
       const tenant = iso.compileScriptSync(this.#opts.bundle.code, info);
       return this.#finish(iso, context, boot, tenant);
     } catch (err) {
@@ -187,6 +200,11 @@ export class TenantSandbox implements ScriptFiles {
           throw new RangeError('no shared dicts are declared (shared_dicts in the config)');
         };
     context.global.setSync('__sgShared', new ivm.Callback(sharedCall));
+    // Long results come back through this callback (see bootstrap/main.ts `viaHost`: isolated-vm
+    // leaks the native copy of long strings returned from applySync).
+    context.global.setSync('__sgOut', new ivm.Callback((s: unknown) => {
+      this.#longResult = typeof s === 'string' ? s : undefined;
+    }));
     boot.runSync(context, { timeout: 1000 });
     const bootRef = context.global.getSync('__sgBoot', { reference: true }) as ivm.Reference<Record<string, unknown>>;
     const refs = {} as Live['refs'];
@@ -257,8 +275,11 @@ export class TenantSandbox implements ScriptFiles {
       const ref = live.refs[entry];
       // A log batch's shared-dict writes share one LMDB commit (one per batch, not one per request).
       const shared = this.#opts.shared;
-      if (entry === 'flush' && shared) return shared.writeBatch(() => ref.applySync(undefined, args, { timeout: this.cpuMs }));
-      return ref.applySync(undefined, args, { timeout: this.cpuMs });
+      const r = entry === 'flush' && shared ? shared.writeBatch(() => ref.applySync(undefined, args, { timeout: this.cpuMs })) : ref.applySync(undefined, args, { timeout: this.cpuMs });
+      if (r !== LONG_MARKER) return r;
+      const long = this.#longResult;
+      this.#longResult = undefined;
+      return long;
     } catch (err) {
       throw this.#limitError(live, err, keys, phases);
     } finally {
@@ -319,7 +340,5 @@ export class TenantSandbox implements ScriptFiles {
   dispose(): void {
     this.#disposed = true;
     this.#drop();
-    this.#cachedData?.release();
-    this.#cachedData = undefined;
   }
 }

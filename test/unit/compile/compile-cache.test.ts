@@ -1,0 +1,45 @@
+/**
+ * compileTenant's reload cache: an unchanged tenant gets its previous bundle back without esbuild;
+ * a change to any file the bundle read (an imported helper too) rebuilds that tenant only.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compileCounters, compileTenant } from '../../../src/compile/compile-tenant.ts';
+import { writeTree } from '../phases/fixture.ts';
+
+const dir = writeTree({
+  'a/main.ts': 'import { h } from "./lib.ts";\nexport default function (ctx: any) { ctx.vars.v = h(); }\n',
+  'a/lib.ts': 'export const h = () => "one";\n',
+  'b/main.ts': 'export default function (ctx: any) { ctx.vars.v = "b"; }\n',
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function bundle(tenant: string) {
+  const r = await compileTenant({ tenant, scriptsDir: path.join(dir, tenant), scripts: ['main.ts'] });
+  if (!r.ok) throw new Error(r.problems.join('\n'));
+  return r.bundle;
+}
+
+describe('compile cache', () => {
+  it('reuses unchanged tenants and rebuilds only the one whose (imported) file changed', async () => {
+    const a1 = await bundle('a');
+    const b1 = await bundle('b');
+    const builds = compileCounters.builds;
+    expect(await bundle('a')).toBe(a1);
+    expect(await bundle('b')).toBe(b1);
+    expect(compileCounters.builds).toBe(builds);
+    writeFileSync(path.join(dir, 'a/lib.ts'), 'export const h = () => "two";\n');
+    const a2 = await bundle('a');
+    expect(a2).not.toBe(a1);
+    expect(a2.code).toContain('two');
+    expect(await bundle('b')).toBe(b1);
+    expect(compileCounters.builds).toBe(builds + 1);
+  });
+
+  it('a tenant name or script list that differs is a different entry', async () => {
+    const a = await bundle('a');
+    const r = await compileTenant({ tenant: 'other', scriptsDir: path.join(dir, 'a'), scripts: ['main.ts'] });
+    expect(r.ok && r.bundle).not.toBe(a);
+  });
+});
