@@ -22,6 +22,7 @@ import type { Generation } from '../control/generation.ts';
 import type { RouteScripts, ScriptSession } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
 import { recordRequest, scriptErrors, trackConnection } from '../observability/metrics.ts';
+import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders } from './hop-by-hop.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, type RequestPlan } from './request-prelude.ts';
@@ -241,6 +242,7 @@ class UpgradeExchange {
     const logger = this.#logger ?? this.#lc.logger;
     if (e.source === 'script') {
       if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#plan?.route?.config.tenant ?? 'default', code: e.code });
+      reportScriptError(e, { route: this.#plan?.route?.name, tenant: this.#plan?.route?.config.tenant, reqId: this.#plan?.id });
       logger.error({ reqId: this.#plan?.id, code: e.code, err: e.message }, 'script failed');
     } else logger.warn({ reqId: this.#plan?.id, upstream: this.#upstream?.name, target: this.#target?.address, code: e.code, err: e.message }, 'websocket upgrade failed');
     this.#local(e.status, e.code, e.source === 'script' ? 'script error' : undefined);
