@@ -61,7 +61,7 @@ export function processStatus(server: ProxyServer): ProcessStatus {
   for (const name of tenantNames) {
     const t = cfg.tenants[name];
     const routes = gen.router.routes.filter((r) => r.config.tenant === name).map((r) => r.name);
-    if (!t && routes.length === 0) continue;
+    if (routes.length === 0 && (!t || name === 'default')) continue; // the implicit default tenant shows only when used
     const s = stats.get(name);
     let heapUsedBytes: number | undefined;
     try {
