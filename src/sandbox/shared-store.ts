@@ -8,7 +8,7 @@
  *
  * Where: `<tmpdir>/scriptgate-shm-<hash of the config file>-<pid of the primary>`: workers of one
  * instance share it, a cold start begins empty (as nginx's shared dicts do), a reload keeps it.
- * Folders of instances that are gone are removed when a new one opens.
+ * Folders of instances whose primary is gone are removed when any instance opens its store.
  *
  * Semantics: reads never write (an expired entry reads as absent); each write (`set`, `add`,
  * `incr`, `delete`) is one LMDB write transaction, atomic across workers (`writeBatch` folds many
@@ -101,7 +101,7 @@ export class SharedStore {
     const dir = dirOverride ?? path.join(tmpdir(), `${prefix}${primary}`);
     let store = opened.get(dir);
     if (!store) {
-      if (!dirOverride) removeStale(prefix, primary);
+      if (!dirOverride) removeStale(primary);
       store = new SharedStore(dir, dicts);
       opened.set(dir, store);
     } else {
@@ -238,8 +238,8 @@ export class SharedStore {
   }
 }
 
-/** Removes store folders of instances whose primary process is gone. */
-function removeStale(prefix: string, self: number): void {
+/** Removes store folders (of any config) whose instance's primary process is gone. */
+function removeStale(self: number): void {
   let names: string[];
   try {
     names = readdirSync(tmpdir());
@@ -247,9 +247,10 @@ function removeStale(prefix: string, self: number): void {
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const pid = Number(n.slice(prefix.length));
-    if (!Number.isInteger(pid) || pid === self || pidAlive(pid)) continue;
+    const m = /^scriptgate-shm-[0-9a-f]{12}-(\d+)$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === self || pidAlive(pid)) continue;
     rmSync(path.join(tmpdir(), n), { recursive: true, force: true });
   }
 }
