@@ -117,8 +117,8 @@ describe('header_filter and body_filter', () => {
     expect(res.headers['x-flavour']).toBe('mint');
   });
 
-  it('body_filter streams a 10 MB body through the script chunk by chunk with flat memory, chunked', async () => {
-    const size = 10 * 1024 * 1024;
+  it('body_filter streams a 100 MB body through the script chunk by chunk with flat memory, chunked', async () => {
+    const size = 100 * 1024 * 1024;
     const piece = Buffer.alloc(64 * 1024, 'abcdefghij');
     const origin = await startOrigin(async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': size });
@@ -127,7 +127,8 @@ describe('header_filter and body_filter', () => {
       }
       res.end();
     });
-    const { port } = await startProxy(config([origin], '    body_filter_by_script: upper.ts\n'), {
+    // memory_mb bounds what the isolate keeps between its collections (chunk strings included).
+    const { port } = await startProxy(config([origin], '    body_filter_by_script: upper.ts\n', 'tenants:\n  default: { memory_mb: 16, cpu_ms: 1000, scripts: . }\n'), {
       'upper.ts': `${TS}export default function (ctx: api.BodyFilterContext, chunk: string, eof: boolean) {
         return eof ? chunk.toUpperCase() + '[eof ' + ctx.response.status + ']' : chunk.toUpperCase();
       }`,
@@ -154,8 +155,9 @@ describe('header_filter and body_filter', () => {
     expect(result.upperOnly).toBe(true);
     expect(result.headers['content-length']).toBeUndefined();
     expect(result.headers['transfer-encoding']).toBe('chunked');
-    // The whole body never sits in memory: the peak stays well under the body's size.
-    expect(peak - rssBefore).toBeLessThan(size * 4);
+    // The whole body never sits in memory: the growth stays well under the body's size.
+    console.log(`100 MB through body_filter: RSS grew ${Math.round((peak - rssBefore) / 1e6)} MB`);
+    expect(peak - rssBefore).toBeLessThan(size);
   });
 
   it('a body_filter that returns nothing sends the original bytes; HEAD and 304 skip it', async () => {
