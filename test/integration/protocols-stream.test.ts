@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import { createReloader } from '../../src/control/reload.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { makePki, type Pki } from '../helpers/certs.ts';
@@ -66,6 +67,22 @@ function streamConfig(targets: string[], stream: string, upstreamExtra = ''): st
 }
 
 describe('TCP stream proxy', () => {
+  it('config: an unknown upstream or tenant, a duplicate name and an unknown key are file:line problems', () => {
+    const yaml = `listen:\n  - address: 127.0.0.1:0\nupstreams:\n  up: { targets: ["127.0.0.1:1"] }\nroutes:\n  - upstream: up\nstreams:\n  - name: s\n    address: 127.0.0.1:0\n    upstream: nope\n  - name: s\n    address: 127.0.0.1:0\n    upstream: up\n    tenant: ghost\n    bogus: 1\n`;
+    let problems: string[] = [];
+    try {
+      parseConfig(yaml, 'streams.yaml');
+    } catch (err) {
+      problems = (err as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      'streams.yaml:10: streams[0].upstream: unknown upstream "nope"',
+      'streams.yaml:11: streams[1].name: duplicate stream name "s"',
+      'streams.yaml:14: streams[1].tenant: unknown tenant "ghost"',
+      'streams.yaml:15: streams[1]: Unrecognized key: "bogus"',
+    ]);
+  });
+
   it('echoes through the stream proxy with half-close and 5 MB each way; one log line per connection', async () => {
     const echo = await startEcho();
     const logs = captureLogs();
