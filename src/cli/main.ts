@@ -3,6 +3,7 @@
  *
  *   scriptgate start [-c FILE]   run the proxy (default config: ./scriptgate.yaml)
  *   scriptgate check [-c FILE]   validate config and compile scripts, like `nginx -t`; exit 0 or 1
+ *   scriptgate reload [-c FILE]  POST /reload to the running proxy's admin listener; exit 0 or 1
  *   scriptgate demo              the load-balancer example with its two local origins (npm start)
  *   scriptgate --version | --help
  *
@@ -22,6 +23,7 @@ const HELP = `scriptgate — a programmable reverse proxy with sandboxed TypeScr
 Usage:
   scriptgate start [-c FILE]   run the proxy (default config: scriptgate.yaml)
   scriptgate check [-c FILE]   validate the config and compile its scripts, then exit 0 (ok) or 1
+  scriptgate reload [-c FILE]  ask the running proxy (through the config's admin listener) to reload
   scriptgate demo              run the load-balancer demo (two local origins + the proxy on 127.0.0.1:6188)
   scriptgate --version         print the version
   scriptgate --help            print this help
@@ -70,6 +72,8 @@ export async function main(argv: string[]): Promise<void> {
       return start(file);
     case 'check':
       return check(file);
+    case 'reload':
+      return reload(file);
     case 'demo':
       return runDemo();
     default:
@@ -84,6 +88,28 @@ async function load(file: string) {
     if (err instanceof ConfigError) fail(err.problems.join('\n'));
     throw err;
   }
+}
+
+/**
+ * `scriptgate reload`: asks the running proxy to reload through the admin listener named in the
+ * config (with its token). Prints the new generation, or the problems that kept the old one.
+ */
+async function reload(file: string): Promise<void> {
+  const { config } = await load(file);
+  if (!config.admin) fail(`scriptgate: ${file} has no admin listener; send SIGHUP to the scriptgate process instead`);
+  const headers: Record<string, string> = config.admin.token ? { authorization: `Bearer ${config.admin.token}` } : {};
+  let res: Response;
+  try {
+    res = await fetch(`http://${config.admin.address}/reload`, { method: 'POST', headers });
+  } catch (err) {
+    fail(`scriptgate: cannot reach the admin listener at ${config.admin.address}: ${(err as Error).cause ?? (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { ok?: boolean; generation?: number; problems?: string[]; error?: string };
+  if (res.ok && body.ok) {
+    process.stdout.write(`scriptgate: reloaded; generation ${body.generation}\n`);
+    process.exit(0);
+  }
+  fail(body.problems?.join('\n') ?? `scriptgate: reload refused (${res.status}${body.error ? `: ${body.error}` : ''})`);
 }
 
 /** `scriptgate check`: everything a start does except binding sockets. */
