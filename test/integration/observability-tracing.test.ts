@@ -152,7 +152,8 @@ describe('tracing', () => {
     const rx = await startReceiver();
     const origin = await startOrigin();
     const { port } = await tracedProxy(origin.address, rx.url);
-    await request(port, { headers: { traceparent: `00-${TRACE}-${PARENT}-00` } });
+    const res = await request(port, { headers: { traceparent: `00-${TRACE}-${PARENT}-00` } });
+    expect(res.status, res.text).toBe(200);
     await flushUntil(rx, 0);
     await rx.close();
     expect(rx.spans).toHaveLength(0);
