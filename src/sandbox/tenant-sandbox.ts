@@ -107,7 +107,8 @@ export class TenantSandbox implements ScriptFiles {
 
   /**
    * Called before a request's first crossing: throws PRX_ERR_TENANT_THROTTLED (503) while the
-   * tenant's CPU debt is above one second's budget. The debt drains at `cpu_budget_ms_per_s`, so an
+   * tenant's CPU debt (per call the larger of isolate CPU time and the call's wall time, which is
+   * how long the event loop was blocked) is above one second's budget. The debt drains at `cpu_budget_ms_per_s`, so an
    * offender gets calls spread evenly at its budget instead of bursts. The first refusal of a
    * stretch is logged.
    */
@@ -271,6 +272,7 @@ export class TenantSandbox implements ScriptFiles {
   call(entry: EntryName, args: Primitive[], keys: ReadonlyArray<string | null>, phases: readonly number[]): unknown {
     const live = this.#ensure();
     this.calls++;
+    const t0 = performance.now();
     try {
       const ref = live.refs[entry];
       // A log batch's shared-dict writes share one LMDB commit (one per batch, not one per request).
@@ -288,7 +290,10 @@ export class TenantSandbox implements ScriptFiles {
         const used = now - live.cpuSeen;
         this.cpuNs += used;
         live.cpuSeen = now;
-        this.#charge(used);
+        // A synchronous call blocks the event loop (every tenant's requests) for its wall time, so
+        // the budget is charged the larger of CPU and wall time (they differ on a loaded machine).
+        const wall = BigInt(Math.round((performance.now() - t0) * 1e6));
+        this.#charge(wall > used ? wall : used);
       }
     }
   }
