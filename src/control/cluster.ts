@@ -77,7 +77,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   if (!cluster.isWorker) {
     process.on('SIGUSR2', () => {
       if (stopping) return;
-      void handOver(server.listeners.map((l) => l.server), adminServer, logger).then((ok) => {
+      void handOver([...server.listeners.map((l) => l.server), ...server.streams.map((s) => s.server)], adminServer, logger).then((ok) => {
         if (ok) {
           adminServer?.close();
           stop(true);

@@ -61,7 +61,8 @@ export class ProxyServer {
     try {
       for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(inherited[i]));
       // Stream listeners bind afresh (a zero-downtime upgrade does not hand them over yet).
-      for (const s of server.streams) server.streamPorts.push(await s.listen());
+      // Inherited sockets come in config order: the HTTP listeners, then the streams.
+      for (const [i, s] of server.streams.entries()) server.streamPorts.push(await s.listen(inherited[server.listeners.length + i]));
     } catch (err) {
       await server.shutdown(false);
       throw err;

@@ -110,12 +110,12 @@ export class StreamListener {
     new StreamConnection(gen, this.#opts.index, config, this.#opts, socket, serverName).start();
   }
 
-  /** Binds the address; resolves with the bound port. */
-  listen(): Promise<number> {
+  /** Binds the address (or accepts on `inherited`, a socket handed over by the process being replaced); resolves with the bound port. */
+  listen(inherited?: net.Server): Promise<number> {
     const { host, port } = parseHostPort(this.#opts.config.address)!;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
+      this.server.listen(inherited ?? { host, port, backlog: 4096 }, () => {
         this.server.off('error', reject);
         resolve((this.server.address() as net.AddressInfo).port);
       });

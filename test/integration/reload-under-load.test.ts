@@ -5,53 +5,33 @@
  * response must come whole from one version (header and body agree), and the broken script never
  * serves.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startOrigin, writeConfig } from '../helpers/servers.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/scriptgate.js', import.meta.url));
+import { freePort, spawnCli } from '../helpers/spawn-cli.ts';
 
 const headerScript = (v: string) => `export default function (ctx: any) { ctx.response.headers.set('x-version', '${v}'); }\n`;
 const bodyScript = (v: string) => `export default function (ctx: any, chunk: string, eof: boolean) { return eof ? chunk + '|${v}' : chunk; }\n`;
 
-/** Waits for a JSON log line on the child's stdout that matches `pred`. */
-function waitForLine(child: ChildProcess, pred: (l: Record<string, unknown>) => boolean, ms = 20_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('timed out waiting for a log line')), ms);
-    const onData = (c: Buffer) => {
-      buf += c.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const obj = JSON.parse(line) as Record<string, unknown>;
-          if (pred(obj)) {
-            clearTimeout(timer);
-            child.stdout!.off('data', onData);
-            return resolve(obj);
-          }
-        } catch {
-          // not JSON
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-  });
+/** A TCP echo server for the config's stream (closed after the test). */
+async function startEcho(): Promise<number> {
+  const server = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
 }
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+/** Sends `text` through a TCP stream listener and resolves with what comes back. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(text));
+    let got = '';
+    s.on('data', (c) => (got += c.toString()));
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
   });
 }
 
@@ -60,115 +40,104 @@ async function freePort(): Promise<number> {
  * cluster (`workers: 2`: SIGUSR2 replaces the workers one by one under the same primary).
  */
 async function scenario(workersN: number): Promise<void> {
-    const origin = await startOrigin((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('hello');
-    });
-    const port = await freePort();
-    const adminPort = await freePort();
-    const file = writeConfig(
-      `workers: ${workersN}\nlisten:\n  - address: 127.0.0.1:${port}\nadmin: { address: 127.0.0.1:${adminPort} }\nreload: { watch: false }\n# cpu_ms is wall-clock: on a 2-core machine busy with this test, 50 ms can pass without the script running.\ntenants:\n  default: { cpu_ms: 2000, scripts: . }\nlog: { level: info, access_log: false }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\nroutes:\n  - name: r\n    upstream: up\n    header_filter_by_script: hf.ts\n    body_filter_by_script: bf.ts\n`,
-      { 'hf.ts': headerScript('v0'), 'bf.ts': bodyScript('v0') },
-    );
-    const dir = path.dirname(file);
-    const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const pids = new Set<number>([child.pid!]);
-    // Errors the proxy logs are kept for the failure message.
-    const errorLines: string[] = [];
-    child.stdout!.on('data', (c: Buffer) => {
-      for (const l of c.toString().split('\n')) {
-        // The deliberately broken reload is expected to log its refusal.
-        if (l.includes('"level":"error"') && !l.includes('reload failed')) errorLines.push(l.slice(0, 400));
-      }
-    });
-    onTestFinished(() => {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    });
-    await waitForLine(child, (l) => l.msg === (workersN > 1 ? 'all workers listening' : 'admin listening'));
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('hello');
+  });
+  const port = await freePort();
+  const adminPort = await freePort();
+  const streamPort = await freePort();
+  const echoPort = await startEcho();
+  const file = writeConfig(
+    `workers: ${workersN}\nlisten:\n  - address: 127.0.0.1:${port}\nadmin: { address: 127.0.0.1:${adminPort} }\nreload: { watch: false }\n# cpu_ms is wall-clock: on a 2-core machine busy with this test, 50 ms can pass without the script running.\ntenants:\n  default: { cpu_ms: 2000, scripts: . }\nlog: { level: info, access_log: false }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\n  echo:\n    targets: ["127.0.0.1:${echoPort}"]\nstreams:\n  - name: echo\n    address: 127.0.0.1:${streamPort}\n    upstream: echo\nroutes:\n  - name: r\n    upstream: up\n    header_filter_by_script: hf.ts\n    body_filter_by_script: bf.ts\n`,
+    { 'hf.ts': headerScript('v0'), 'bf.ts': bodyScript('v0') },
+  );
+  const dir = path.dirname(file);
+  const cli = spawnCli(file);
+  const child = cli.child;
+  const lineMatching = (msg: string) => cli.lines().find((l) => l.msg === msg);
+  await cli.waitFor(() => lineMatching(workersN > 1 ? 'all workers listening' : 'admin listening') !== undefined);
+  expect(await echoThrough(streamPort, 'before')).toBe('before');
 
-    const admin = new Pool(`http://127.0.0.1:${adminPort}`);
-    const proxy = new Pool(`http://127.0.0.1:${port}`, { connections: 8 });
-    onTestFinished(async () => {
-      await Promise.all([admin.close(), proxy.close()]);
-    });
+  const admin = new Pool(`http://127.0.0.1:${adminPort}`);
+  const proxy = new Pool(`http://127.0.0.1:${port}`, { connections: 8 });
+  onTestFinished(async () => {
+    await Promise.all([admin.close(), proxy.close()]);
+  });
 
-    // The load: 8 connections in a loop until told to stop (bounded by the test's own steps).
-    let stop = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const versions = new Set<string>();
-    const worker = async () => {
-      while (!stop) {
-        try {
-          const res = await proxy.request({ path: '/', method: 'GET' });
-          const body = await res.body.text();
-          const v = String(res.headers['x-version']);
-          if (res.statusCode !== 200 || body !== `hello|${v}`) failures.push(`${res.statusCode} ${v} ${body}`);
-          else ok++;
-          versions.add(v);
-        } catch (err) {
-          failures.push(String((err as Error).message));
-        }
+  // The load: 8 connections in a loop until told to stop (bounded by the test's own steps).
+  let stop = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const versions = new Set<string>();
+  const worker = async () => {
+    while (!stop) {
+      try {
+        const res = await proxy.request({ path: '/', method: 'GET' });
+        const body = await res.body.text();
+        const v = String(res.headers['x-version']);
+        if (res.statusCode !== 200 || body !== `hello|${v}`) failures.push(`${res.statusCode} ${v} ${body}`);
+        else ok++;
+        versions.add(v);
+      } catch (err) {
+        failures.push(String((err as Error).message));
       }
-    };
-    const workers = Array.from({ length: 8 }, worker);
-    const t0 = Date.now();
-
-    const reload = async () => {
-      const res = await admin.request({ path: '/reload', method: 'POST' });
-      return { status: res.statusCode, body: (await res.body.json()) as { ok: boolean; problems?: string[] } };
-    };
-    for (let i = 1; i <= 20; i++) {
-      writeFileSync(path.join(dir, 'hf.ts'), headerScript(`v${i}`));
-      writeFileSync(path.join(dir, 'bf.ts'), bodyScript(`v${i}`));
-      const r = await reload();
-      expect(r.status).toBe(200);
     }
-    // A broken script: the reload is refused with file:line and v20 keeps serving.
-    writeFileSync(path.join(dir, 'hf.ts'), `export default function (ctx: any) { ctx.response.headers.set('x-version', 'broken' }\n`);
-    const broken = await reload();
-    expect(broken.status).toBe(422);
-    expect(broken.body.problems!.join('\n')).toMatch(/hf\.ts:1:/);
-    writeFileSync(path.join(dir, 'hf.ts'), headerScript('v21'));
-    writeFileSync(path.join(dir, 'bf.ts'), bodyScript('v21'));
+  };
+  const workers = Array.from({ length: 8 }, worker);
+  const t0 = Date.now();
 
-    // Zero-downtime upgrade: a new process takes over the sockets and the old one drains, or (cluster)
-    // each worker is replaced in turn.
-    let successorPid = child.pid!;
-    if (workersN === 1) {
-      const exited = new Promise((r) => child.once('exit', r));
-      process.kill(child.pid!, 'SIGUSR2');
-      const successor = await waitForLine(child, (l) => l.msg === 'upgrade: the new process is serving; draining and exiting');
-      successorPid = successor.successor as number;
-      pids.add(successorPid);
-      await exited;
-    } else {
-      const done = waitForLine(child, (l) => l.msg === 'rolling restart done');
-      process.kill(child.pid!, 'SIGUSR2');
-      await done;
-    }
-    // Keep the load on the new process for a moment, then stop.
-    const before = ok;
-    while (ok < before + 200) await new Promise((r) => setTimeout(r, 20));
-    stop = true;
-    await Promise.all(workers);
-    const seconds = (Date.now() - t0) / 1000;
+  const reload = async () => {
+    const res = await admin.request({ path: '/reload', method: 'POST' });
+    return { status: res.statusCode, body: (await res.body.json()) as { ok: boolean; problems?: string[] } };
+  };
+  for (let i = 1; i <= 20; i++) {
+    writeFileSync(path.join(dir, 'hf.ts'), headerScript(`v${i}`));
+    writeFileSync(path.join(dir, 'bf.ts'), bodyScript(`v${i}`));
+    const r = await reload();
+    expect(r.status).toBe(200);
+  }
+  // A broken script: the reload is refused with file:line and v20 keeps serving.
+  writeFileSync(path.join(dir, 'hf.ts'), `export default function (ctx: any) { ctx.response.headers.set('x-version', 'broken' }\n`);
+  const broken = await reload();
+  expect(broken.status).toBe(422);
+  expect(broken.body.problems!.join('\n')).toMatch(/hf\.ts:1:/);
+  writeFileSync(path.join(dir, 'hf.ts'), headerScript('v21'));
+  writeFileSync(path.join(dir, 'bf.ts'), bodyScript('v21'));
 
-    expect({ failures, errorLines }).toEqual({ failures: [], errorLines: [] });
-    expect(versions.has('broken')).toBe(false);
-    expect(versions.has('v0')).toBe(true);
-    expect(versions.has('v21')).toBe(true); // served by the new process
-    expect(ok).toBeGreaterThan(500);
-    // The successor is the one answering now.
-    const status = await admin.request({ path: '/status', method: 'GET' });
-    expect(((await status.body.json()) as { pid: number }).pid).toBe(successorPid);
-    console.log(`reload-under-load (workers: ${workersN}): ${ok} requests in ${seconds.toFixed(1)} s (${Math.round(ok / seconds)} req/s), ${versions.size} versions seen`);
+  // Zero-downtime upgrade: a new process takes over the sockets and the old one drains, or (cluster)
+  // each worker is replaced in turn.
+  let successorPid = child.pid!;
+  if (workersN === 1) {
+    const exited = new Promise((r) => child.once('exit', r));
+    process.kill(child.pid!, 'SIGUSR2');
+    await cli.waitFor(() => lineMatching('upgrade: the new process is serving; draining and exiting') !== undefined);
+    successorPid = lineMatching('upgrade: the new process is serving; draining and exiting')!.successor as number;
+    await exited;
+  } else {
+    process.kill(child.pid!, 'SIGUSR2');
+    await cli.waitFor(() => lineMatching('rolling restart done') !== undefined);
+  }
+  // The TCP stream listener was handed over too.
+  expect(await echoThrough(streamPort, 'after')).toBe('after');
+  // Keep the load on the new process for a moment, then stop.
+  const before = ok;
+  while (ok < before + 200) await new Promise((r) => setTimeout(r, 20));
+  stop = true;
+  await Promise.all(workers);
+  const seconds = (Date.now() - t0) / 1000;
+
+  // The deliberately broken reload is expected to log its refusal; nothing else may log an error.
+  const errorLines = cli.lines().filter((l) => l.level === 'error' && l.msg !== 'reload failed; the running configuration keeps serving');
+  expect({ failures, errorLines }).toEqual({ failures: [], errorLines: [] });
+  expect(versions.has('broken')).toBe(false);
+  expect(versions.has('v0')).toBe(true);
+  expect(versions.has('v21')).toBe(true); // served by the new process
+  expect(ok).toBeGreaterThan(500);
+  // The successor is the one answering now.
+  const status = await admin.request({ path: '/status', method: 'GET' });
+  expect(((await status.body.json()) as { pid: number }).pid).toBe(successorPid);
+  console.log(`reload-under-load (workers: ${workersN}): ${ok} requests in ${seconds.toFixed(1)} s (${Math.round(ok / seconds)} req/s), ${versions.size} versions seen`);
 }
 
 describe('reload and restart under load', () => {
