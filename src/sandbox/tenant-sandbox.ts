@@ -192,7 +192,8 @@ export class TenantSandbox implements ScriptFiles {
   #finish(iso: ivm.Isolate, context: ivm.Context, boot: ivm.Script, tenant: ivm.Script): Live {
     const shared = this.#opts.shared;
     const tenantName = this.tenant;
-    // The only host function a tenant context ever holds: primitives in, a primitive out, tenant bound here.
+    // Host functions of a tenant context (taken and deleted from the global by the bootstrap before
+    // any tenant code runs): primitives in, a primitive out; the tenant is bound here, on the host.
     const sharedCall = shared
       ? function sharedDictCall(op: number, dict: unknown, key: unknown, a: unknown, b: unknown, c: unknown) {
           return shared.call(tenantName, op, dict, key, a, b, c);
