@@ -25,7 +25,8 @@ export function writeScriptgateConfig({ dir, port, originPort, workers, phases }
   if (phases) {
     lines.push(
       `tenants:`,
-      `  bench: { scripts: ${q(PHASES_DIR)} }`,
+      // One tenant alone: no other tenant to protect, so no CPU budget at saturation.
+      `  bench: { scripts: ${q(PHASES_DIR)}, cpu_budget_ms_per_s: 1000000 }`,
       // the log script's ctx.shared('stats'), like lua.conf's `lua_shared_dict stats 1m`
       `shared_dicts:`,
       `  stats: { capacity: 1000 }`,

@@ -195,7 +195,10 @@ const tracing = z.strictObject({
 const tenant = z.strictObject({
   memory_mb: z.number().int().min(8).max(4096).default(64),
   cpu_ms: z.number().min(1).max(60_000).default(50),
-  /** CPU the tenant's scripts may use per second of wall time (all phases); over it, its routes get 503 until the next second. */
+  /**
+   * Script time the tenant may use per second, in each worker process (per call the larger of
+   * isolate CPU and wall time); over it, its new requests get 503 until it is back under.
+   */
   cpu_budget_ms_per_s: z.number().min(1).max(1_000_000).default(500),
   scripts: z.string().default('.'),
   /** Level of this tenant's script log lines (`ctx.log.*`); default: the process's `log.level`. */

@@ -5,9 +5,7 @@
  * config's). Returns the plan plus `file:line: message` problems for scripts that are missing or
  * lie outside the folder, with the line of the offending key in the config file.
  */
-import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNode, LineCounter, parseDocument } from 'yaml';
@@ -22,7 +20,7 @@ export interface TenantPlan {
   scriptsDir: string;
   memoryMb: number;
   cpuMs: number;
-  /** This process's share of the tenant's cpu_budget_ms_per_s (split evenly over cluster workers). */
+  /** cpu_budget_ms_per_s: enforced in each worker process on its own. */
   cpuBudgetMsPerS: number;
   /** Distinct script keys (relative to scriptsDir). */
   scripts: Set<string>;
@@ -49,15 +47,8 @@ function configLocation(loaded: LoadedConfig, p: Array<string | number>): string
   return `${shown}:0`;
 }
 
-/** How many processes share a tenant's CPU budget: the cluster's workers, or 1. */
-function budgetShares(workers: number | 'auto'): number {
-  if (!cluster.isWorker) return 1;
-  return workers === 'auto' ? Math.max(1, os.availableParallelism()) : workers;
-}
-
 export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
   const { config } = loaded;
-  const shares = budgetShares(config.workers);
   const tenants = new Map<string, TenantPlan>();
   const problems: string[] = [];
   const checks: Array<Promise<void>> = [];
@@ -73,7 +64,7 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
     if (!t) return; // crossCheck already reported it
     let plan = tenants.get(route.tenant);
     if (!plan) {
-      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s / shares, scripts: new Set(), routes: new Map() };
+      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, scripts: new Set(), routes: new Map() };
       tenants.set(route.tenant, plan);
     }
     const keys: Array<string | null> = [];

@@ -25,7 +25,7 @@ const dir = writeTree({
   // cpu_ms is generous: the timeout is wall-clock, and a loaded machine must not abort the measurement.
   'scriptgate.yaml': config(
     `  - name: bench\n    match: { path_prefix: /a }\n${five('')}  - name: noop\n    match: { path_prefix: /b }\n${five('noop/')}  - name: req\n    match: { path_prefix: /c }\n    rewrite_by_script: rewrite.ts\n    access_by_script: access.ts\n`,
-    'tenants:\n  default: { cpu_ms: 2000, scripts: . }\nshared_dicts:\n  stats: { capacity: 1000 }\n',
+    'tenants:\n  default: { cpu_ms: 2000, cpu_budget_ms_per_s: 1000000, scripts: . }\nshared_dicts:\n  stats: { capacity: 1000 }\n',
   ),
   'rewrite.ts': 'export default function (ctx: any) { ctx.request.path = ctx.request.path.slice(4); }',
   'access.ts': 'export default function (ctx: any) { if (ctx.request.headers.has("x-block")) return ctx.exit(403); }',
