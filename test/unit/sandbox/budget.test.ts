@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS, isProxyError } from '../../../src/errors.ts';
+import { registry } from '../../../src/observability/metrics.ts';
+import { startTenantMetrics } from '../../../src/phases/tenant-metrics.ts';
 import { config, fixture, request, type Fixture } from '../phases/fixture.ts';
 
 let f: Fixture;
@@ -50,5 +52,24 @@ describe('cpu_budget_ms_per_s', () => {
     // Debt is at most ~60 ms + slack above a 40 ms budget draining at 40 ms/s: under a second.
     await new Promise((r) => setTimeout(r, 1200));
     expect(run(0)).toBe('ok');
+  });
+
+  it('per-tenant metrics: CPU seconds, calls, throttled requests and isolate heap, sampled off the request path', async () => {
+    const hog = f.host.sandbox('hog')!;
+    const calm = f.host.sandbox('calm')!;
+    const sampler = startTenantMetrics(() => [hog, calm], 60_000);
+    sampler.sample();
+    const value = async (name: string, labels: Record<string, string>) => {
+      const m = (await registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x));
+      return m?.value ?? 0;
+    };
+    expect(await value('scriptgate_tenant_cpu_seconds_total', { tenant: 'hog' })).toBeGreaterThan(0.04);
+    expect(await value('scriptgate_tenant_throttled_total', { tenant: 'hog' })).toBeGreaterThanOrEqual(4);
+    expect(await value('scriptgate_tenant_script_calls_total', { tenant: 'calm' })).toBeGreaterThanOrEqual(1);
+    expect(await value('scriptgate_isolate_heap_bytes', { tenant: 'calm', kind: 'used' })).toBeGreaterThan(100_000);
+    const before = await value('scriptgate_tenant_script_calls_total', { tenant: 'calm' });
+    run(1);
+    sampler.stop();
+    expect(await value('scriptgate_tenant_script_calls_total', { tenant: 'calm' })).toBeGreaterThanOrEqual(before + 1);
   });
 });
