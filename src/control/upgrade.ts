@@ -11,6 +11,8 @@ import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 
 export const UPGRADE_ENV = 'SCRIPTGATE_UPGRADE';
+/** The instance a successor continues (its shared-dict store, src/sandbox/shared-store.ts): the first process's pid. */
+export const INSTANCE_ENV = 'SCRIPTGATE_INSTANCE';
 
 interface HandleMessage {
   type: 'scriptgate:handle';
@@ -26,7 +28,8 @@ export function handOver(listeners: Server[], admin: Server | undefined, logger:
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, [UPGRADE_ENV]: '1' },
+      // The successor continues this instance: same shared-dict store.
+      env: { ...process.env, [UPGRADE_ENV]: '1', [INSTANCE_ENV]: process.env[INSTANCE_ENV] ?? String(process.pid) },
     });
     logger.info({ successor: child.pid }, 'upgrade: started the new process; handing over listening sockets');
     let settled = false;

@@ -7,7 +7,9 @@
  * dicts, and only those declared in config (`shared_dicts: { name: { capacity } }`).
  *
  * Where: `<tmpdir>/scriptgate-shm-<hash of the config file>-<pid of the primary>`: workers of one
- * instance share it, a cold start begins empty (as nginx's shared dicts do), a reload keeps it.
+ * instance share it, a cold start begins empty (as nginx's shared dicts do), a reload keeps it, and
+ * so does a zero-downtime upgrade (the successor continues the instance through INSTANCE_ENV; the
+ * folder's `owner.pid` names the live primary).
  * Folders of instances whose primary is gone are removed when any instance opens its store.
  *
  * Semantics: reads never write (an expired entry reads as absent); each write (`set`, `add`,
@@ -23,11 +25,12 @@
  *   store.release();                                  // with the generation
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import cluster from 'node:cluster';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { INSTANCE_ENV } from '../control/upgrade.ts';
 
 export type SharedValue = string | number | boolean;
 /** [value, expiry in ms since the epoch (0 = never)] */
@@ -96,13 +99,16 @@ export class SharedStore {
    */
   static forConfig(configFile: string, dicts: Record<string, DictConfig>, dirOverride?: string): SharedStore {
     const primary = cluster.isWorker ? process.ppid : process.pid;
+    // A process started by a zero-downtime upgrade continues its predecessor's instance (and store).
+    const instance = Number(process.env[INSTANCE_ENV]) || primary;
     const hash = createHash('sha256').update(path.resolve(configFile)).digest('hex').slice(0, 12);
     const prefix = `scriptgate-shm-${hash}-`;
-    const dir = dirOverride ?? path.join(tmpdir(), `${prefix}${primary}`);
+    const dir = dirOverride ?? path.join(tmpdir(), `${prefix}${instance}`);
     let store = opened.get(dir);
     if (!store) {
       if (!dirOverride) removeStale(primary);
       store = new SharedStore(dir, dicts);
+      if (!cluster.isWorker) writeFileSync(path.join(dir, OWNER_FILE), String(process.pid));
       opened.set(dir, store);
     } else {
       store.#dicts = dicts;
@@ -238,6 +244,8 @@ export class SharedStore {
   }
 }
 
+const OWNER_FILE = 'owner.pid';
+
 /** Removes store folders (of any config) whose instance's primary process is gone. */
 function removeStale(self: number): void {
   let names: string[];
@@ -249,7 +257,13 @@ function removeStale(self: number): void {
   for (const n of names) {
     const m = /^scriptgate-shm-[0-9a-f]{12}-(\d+)$/.exec(n);
     if (!m) continue;
-    const pid = Number(m[1]);
+    // The owner file names the primary using the store now (it changes on a zero-downtime upgrade).
+    let pid = Number(m[1]);
+    try {
+      pid = Number(readFileSync(path.join(tmpdir(), n, OWNER_FILE), 'utf8')) || pid;
+    } catch {
+      /* no owner file: the folder's own pid */
+    }
     if (pid === self || pidAlive(pid)) continue;
     rmSync(path.join(tmpdir(), n), { recursive: true, force: true });
   }
