@@ -124,8 +124,10 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
 /** Primary of a cluster: forks `n` workers (each runs `runSingle`) and supervises them. */
 export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger): Promise<void> {
   let stopping = false;
-  // Let the kernel hand connections to workers directly (the primary does not proxy accepts).
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Round-robin: the primary accepts and hands each connection to the next worker. (Leaving it to
+  // the kernel, SCHED_NONE, measured lopsided here: one worker often took every keep-alive
+  // connection.) It costs one IPC hand-off per connection, not per request.
+  cluster.schedulingPolicy = cluster.SCHED_RR;
   const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1' });
   const retiring = new Set<number>();
   cluster.on('exit', (worker, code, signal) => {
