@@ -133,9 +133,9 @@ export async function start(file: string): Promise<void> {
   const n = workerCount(loaded.config.workers);
   const worker = cluster.isWorker;
   const logger = createLogger(loaded.config.log.level, worker ? { worker: cluster.worker?.id } : {});
-  if (n > 1 && cluster.isPrimary) return runPrimary(n, loaded, logger);
   try {
-    await runSingle(loaded, logger);
+    if (n > 1 && cluster.isPrimary) await runPrimary(n, loaded, logger);
+    else await runSingle(loaded, logger);
   } catch (err) {
     flushLogger();
     if (err instanceof ConfigError) fail(err.problems.join('\n'));

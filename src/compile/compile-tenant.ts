@@ -14,7 +14,9 @@
  *
  * Reloads: the last bundle of each (tenant, folder, scripts) is kept with the SHA-1 of every file
  * esbuild read for it; when none of them changed, the same (immutable) bundle object is returned
- * without running esbuild, so changing one tenant's scripts recompiles that tenant only.
+ * without running esbuild, so changing one tenant's scripts recompiles that tenant only. Built
+ * bundles are also kept on disk (bundle-disk-cache.ts), so a cluster's workers take the bundle
+ * their primary built instead of compiling it again.
  *
  * @example
  *   const r = await compileTenant({ tenant: 'acme', scriptsDir: '/srv/acme', scripts: ['auth.ts'] });
@@ -26,6 +28,7 @@ import * as esbuild from 'esbuild';
 import type { SourceMapPayload } from 'node:module';
 import { displayPath } from './display-path.ts';
 import { importGuard } from './import-guard.ts';
+import { readDiskEntry, writeDiskEntry } from './bundle-disk-cache.ts';
 
 /** Global the tenant bundle assigns; read once by the trusted bootstrap at install. */
 export const TENANT_GLOBAL = '__sgTenant';
@@ -82,7 +85,7 @@ interface CacheEntry {
 const MAX_CACHED = 256;
 const cache = new Map<string, CacheEntry>();
 /** esbuild runs so far (tests check that unchanged tenants are not rebuilt). */
-export const compileCounters = { builds: 0, reused: 0 };
+export const compileCounters = { builds: 0, reused: 0, fromDisk: 0 };
 
 async function sha1(file: string): Promise<string | undefined> {
   try {
@@ -101,18 +104,29 @@ export async function compileTenant(opts: CompileTenantOptions): Promise<Compile
   const { scriptsDir } = opts;
   const keys = [...new Set(opts.scripts.map((s) => scriptKey(scriptsDir, s)))];
   const cacheKey = JSON.stringify([opts.tenant, scriptsDir, [...keys].sort()]);
+  const remember = (entry: CacheEntry) => {
+    cache.delete(cacheKey);
+    cache.set(cacheKey, entry);
+    if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
+  };
   const hit = cache.get(cacheKey);
   if (hit && (await unchanged(hit))) {
-    cache.delete(cacheKey);
-    cache.set(cacheKey, hit);
+    remember(hit);
     compileCounters.reused++;
     return { ok: true, bundle: hit.bundle };
   }
+  // Another process of this machine (a cluster's primary) may have built it already.
+  const disk = await readDiskEntry<TenantBundle>(cacheKey);
+  if (disk && (await unchanged(disk))) {
+    remember(disk);
+    compileCounters.fromDisk++;
+    return { ok: true, bundle: disk.bundle };
+  }
   const r = await build(opts, keys);
   if (r.result.ok && r.inputs) {
-    cache.delete(cacheKey);
-    cache.set(cacheKey, { bundle: r.result.bundle, inputs: r.inputs });
-    if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
+    const entry = { bundle: r.result.bundle, inputs: r.inputs };
+    remember(entry);
+    await writeDiskEntry(cacheKey, entry);
   }
   return r.result;
 }

@@ -8,7 +8,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { LoadedConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
+import { precompileScripts } from './generation.ts';
 import { flushLogger } from '../observability/logger.ts';
 import { clusterMetricsText, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
 import { errorReport, mergeErrorReports, type ErrorReport } from '../observability/error-report.ts';
@@ -156,8 +157,25 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   let reloadId = 0;
   let lastReload: ReloadResult | undefined;
   const pending = new Map<number, { left: number; results: ReloadResult[]; done: (r: ReloadResult) => void }>();
-  /** Asks every worker to reload; the result is the first failure, else the last success. */
-  const reloadAll = (): Promise<ReloadResult> =>
+  /**
+   * Reloads the cluster: the primary loads the config and compiles its scripts once (a problem
+   * stops here, and no worker is asked), then every worker reloads from the compiled bundles. The
+   * result is the first failure, else the last success.
+   */
+  const reloadAll = async (): Promise<ReloadResult> => {
+    try {
+      const fresh = await loadConfig(loaded.file);
+      const problems = await precompileScripts(fresh, logger);
+      if (problems.length) throw new ConfigError(problems);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [`${loaded.file}: ${(err as Error).message}`];
+      logger.error({ problems }, 'reload failed; the running configuration keeps serving');
+      lastReload = countReload({ ok: false, problems, at: new Date().toISOString() });
+      return lastReload;
+    }
+    return askWorkersToReload();
+  };
+  const askWorkersToReload = (): Promise<ReloadResult> =>
     new Promise((resolve) => {
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
       const id = ++reloadId;
@@ -230,6 +248,9 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       p.done(p.results.find((r) => !r.ok) ?? p.results[p.results.length - 1]!);
     }
   });
+  // Compile every tenant once here; the workers find the bundles in the disk cache.
+  const problems = await precompileScripts(loaded, logger);
+  if (problems.length) throw new ConfigError(problems);
   for (let i = 0; i < n; i++) fork();
 
   if (loaded.config.admin) {

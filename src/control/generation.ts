@@ -99,3 +99,14 @@ export async function buildGeneration(loaded: LoadedConfig, logger: Logger): Pro
   await Promise.all([...gen.upstreams.values()].map((u) => u.ready));
   return gen;
 }
+
+/**
+ * Compiles a config's scripts without building a generation (no isolates, no pools): a cluster's
+ * primary runs it before starting or reloading its workers, so each tenant is compiled once per
+ * machine and the workers take the bundles from the disk cache. Returns `file:line: message` problems.
+ */
+export async function precompileScripts(loaded: LoadedConfig, logger: Logger): Promise<string[]> {
+  if (!usesScripts(loaded.config)) return [];
+  const { compileScripts } = await import('../phases/script-host.ts');
+  return (await compileScripts(loaded, logger)).problems;
+}

@@ -84,8 +84,12 @@ function wireRoutes(plan: TenantPlan, routeCount: number, names: Array<string | 
   return out;
 }
 
-export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Promise<ScriptHost> {
-  const { config } = loaded;
+/**
+ * Plans and compiles every tenant's scripts without creating isolates. Used by createScriptHost, and
+ * by a cluster's primary before it starts or reloads its workers (they then take the bundles from
+ * the disk cache instead of compiling again). Problems are `file:line: message` lines.
+ */
+export async function compileScripts(loaded: LoadedConfig, logger?: Logger): Promise<{ plan: Awaited<ReturnType<typeof planScripts>>; bundles: TenantBundle[]; problems: string[] }> {
   const plan = await planScripts(loaded);
   const problems = [...plan.problems];
   const tenants = [...plan.tenants.values()];
@@ -94,9 +98,16 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
   for (const r of compiled) {
     if (r.ok) {
       bundles.push(r.bundle);
-      for (const w of r.bundle.warnings) logger.warn({ tenant: r.bundle.tenant }, `script warning: ${w}`);
+      for (const w of r.bundle.warnings) logger?.warn({ tenant: r.bundle.tenant }, `script warning: ${w}`);
     } else problems.push(...r.problems);
   }
+  return { plan, bundles, problems };
+}
+
+export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Promise<ScriptHost> {
+  const { config } = loaded;
+  const { plan, bundles, problems } = await compileScripts(loaded, logger);
+  const tenants = [...plan.tenants.values()];
   if (problems.length) throw new ConfigError(problems);
 
   const shared = Object.keys(config.shared_dicts).length ? SharedStore.forConfig(loaded.file, config.shared_dicts) : undefined;
