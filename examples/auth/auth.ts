@@ -5,7 +5,7 @@ import type { AccessContext } from 'scriptgate/runtime-api';
 
 declare module 'scriptgate/runtime-api' {
   interface Vars {
-    user?: string;
+    user: string;
   }
 }
 
