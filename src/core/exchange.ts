@@ -46,6 +46,9 @@ export interface ListenerContext {
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 
+/** Methods a route can serve, for `Allow`. */
+export const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
+
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #gen: Generation;
   readonly #lc: ListenerContext;
@@ -155,6 +158,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#bodyFilter = scripts.has.body_filter;
     }
 
+    if (plan.path === '*') {
+      // `OPTIONS *` asks about the server itself (RFC 9110 §9.3.7): the proxy answers it.
+      this.#status = 200;
+      this.#bytesSent = sendLocal(this.#res, 200, ['allow', ALLOW, 'x-request-id', this.#id], '', false);
+      return;
+    }
     const upstreamName = plan.upstreamName;
     if (upstreamName === undefined) return this.#local(503, 'PRX_ERR_NO_TARGET', 'route has no upstream');
     const upstream = this.#gen.upstreams.get(upstreamName);

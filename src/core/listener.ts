@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { LimitsConfig, ListenerConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
 import type { Generation } from '../control/generation.ts';
-import { Exchange, type ListenerContext } from './exchange.ts';
+import { ALLOW, Exchange, type ListenerContext } from './exchange.ts';
 import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
 import type { CertificateTable } from './tls-certificates.ts';
@@ -115,6 +115,11 @@ export class Listener {
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
     // Upgrade requests (WebSocket) run rewrite/access, then become tunnels: see websocket.ts.
+    // CONNECT (forward proxying) is not offered, as in Pingora by default: 405, not a silent close.
+    this.http1.on('connect', (req: IncomingMessage, socket: Socket) => {
+      opts.logger.info({ method: 'CONNECT', target: req.url, client: socket.remoteAddress }, 'CONNECT refused: scriptgate is a reverse proxy');
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    });
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels));
     this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
     // scriptgate_active_connections{protocol}: only when metrics are on (an admin listener exists).

@@ -449,3 +449,22 @@ routes:
     expect(pub.seen.map((s) => [s.url, s.headers.host])).toEqual([['/x', 'public.test']]);
   });
 });
+
+describe('methods the proxy answers itself', () => {
+  it('OPTIONS * is answered by the proxy with Allow; the origin sees nothing', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    const r = await rawRequest(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(statusOf(r.text)).toBe(200);
+    expect(r.text.toLowerCase()).toContain('allow: get');
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('CONNECT gets 405 (no forward proxying), not a silent close', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    const r = await rawRequest(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(statusOf(r.text)).toBe(405);
+    expect(origin.seen).toHaveLength(0);
+  });
+});
