@@ -1,17 +1,49 @@
 #!/usr/bin/env node
 // Launcher for the `scriptgate` command. isolated-vm needs `--no-node-snapshot` on Node >= 20 and
 // that flag cannot go in NODE_OPTIONS, so when it is missing we re-run node with it (forwarding
-// signals and the exit code). The TypeScript sources are loaded through tsx's in-process loader.
+// signals and the exit code). Then it runs dist/scriptgate.js (built by `npm install` through
+// scripts/build.js) when that is newer than every file under src/, else the TypeScript sources
+// through tsx's in-process loader (SCRIPTGATE_FROM_SOURCE=1 forces that).
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Newest modification time of the files under `dir`. */
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** dist/scriptgate.js when it exists and is newer than src/, else undefined. */
+function freshBundle() {
+  if (process.env.SCRIPTGATE_FROM_SOURCE) return undefined;
+  const bundle = path.join(root, 'dist', 'scriptgate.js');
+  try {
+    return statSync(bundle).mtimeMs >= newest(path.join(root, 'src')) ? bundle : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 if (!process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));
 } else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  const { main } = await import('../src/cli/main.ts');
+  const bundle = freshBundle();
+  let main;
+  if (bundle) ({ main } = await import(pathToFileURL(bundle).href));
+  else {
+    const { register } = await import('tsx/esm/api');
+    register();
+    ({ main } = await import('../src/cli/main.ts'));
+  }
   await main(process.argv.slice(2));
 }

@@ -3,13 +3,13 @@
  * examples/load-balancer on the ports its config names, then the proxy with that config on
  * 127.0.0.1:6188. Try `curl -sv 127.0.0.1:6188/`.
  */
-import { fileURLToPath } from 'node:url';
+import { fromRoot } from '../package-root.ts';
 import { loadConfig } from '../config/load.ts';
 import { startDemoOrigin } from './demo-origins.ts';
 import { start } from './main.ts';
 import { parseHostPort } from '../config/units.ts';
 
-export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/load-balancer/scriptgate.yaml', import.meta.url));
+export const DEMO_CONFIG = fromRoot('examples', 'load-balancer', 'scriptgate.yaml');
 
 export async function runDemo(): Promise<void> {
   const { config } = await loadConfig(DEMO_CONFIG);

@@ -3,7 +3,7 @@
  * for the isolates. Runs once per process, on first use, with esbuild's async API; later calls get
  * the cached promise. Returns the script source; a build failure is a scriptgate bug and rejects.
  */
-import { fileURLToPath } from 'node:url';
+import { fromRoot } from '../package-root.ts';
 import * as esbuild from 'esbuild';
 
 /** File name the bootstrap is compiled under inside the isolate (shows in stack frames). */
@@ -14,7 +14,7 @@ let cached: Promise<string> | undefined;
 export function bootstrapSource(): Promise<string> {
   cached ??= (async function buildBootstrap() {
     const result = await esbuild.build({
-      entryPoints: [fileURLToPath(new URL('./bootstrap/main.ts', import.meta.url))],
+      entryPoints: [fromRoot('src', 'sandbox', 'bootstrap', 'main.ts')],
       bundle: true,
       write: false,
       format: 'iife',
