@@ -1,9 +1,11 @@
 // Measures one row: starts its proxy, checks it answers correctly, then per path (and repetition)
 // a wrk warm-up and a measured wrk run, with the proxy tree's CPU-seconds and RSS and the
 // origin's accepted-connection count around the measured window. Always stops the proxy.
+// HTTP/2 rows (row.protocol 'h2') are checked over HTTP/2+TLS and measured with h2load instead.
 import { get } from './net.js';
 import { stop, isStopping } from './procs.js';
 import { runWrk, parseDurationMs } from './wrk.js';
+import { runH2load, h2get } from './h2.js';
 import { cpuSnapshot, cpuSecondsBetween, startRssSampler, systemBusyTicks, selfTicks, otherLoad, treeRssKiB, CLK_TCK } from './proc-stat.js';
 import os from 'node:os';
 import { nginxStatus, SMALL_BODY, body64k } from './nginx.js';
@@ -18,8 +20,11 @@ function expectedBody(p, scripted) {
 
 /** Throws with a one-line reason unless the proxy answers every path as it should. */
 export async function checkRow(row, port) {
+  const h2 = row.protocol === 'h2';
+  const fetch = h2 ? h2get : get;
   for (const p of row.paths) {
-    const r = await get(port, p, { timeoutMs: 10_000 });
+    const r = await fetch(port, p, { timeoutMs: 10_000 });
+    if (h2 && r.alpn !== 'h2') throw new Error(`GET ${p}: ALPN negotiated ${r.alpn}, not h2`);
     if (r.status !== 200) throw new Error(`GET ${p} answered ${r.status}: ${r.body.toString('latin1').slice(0, 120).trim()}`);
     const want = expectedBody(p, row.scripted);
     if (!r.body.equals(want)) {
@@ -28,7 +33,7 @@ export async function checkRow(row, port) {
     if (row.scripted) {
       const xp = r.headers['x-proxy'];
       if (!xp) throw new Error(`GET ${p}: no x-proxy response header`);
-      const blocked = await get(port, p, { headers: { 'x-block': '1' }, timeoutMs: 10_000 });
+      const blocked = await fetch(port, p, { headers: { 'x-block': '1' }, timeoutMs: 10_000 });
       if (blocked.status !== 403) throw new Error(`GET ${p} with x-block answered ${blocked.status}, not 403`);
     }
   }
@@ -57,13 +62,14 @@ async function waitQuiet(env, pids, log) {
   log(`  machine still busy after ${env.quietWait} (other processes ${(load * 100).toFixed(0)}% CPU); measuring anyway`);
 }
 
-/** One warm-up + one measured wrk run of one path. */
-async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, log }) {
+/** One warm-up + one measured wrk (or h2load, with h2loadBin) run of one path. */
+async function measureOnce({ env, wrkBin, h2loadBin, url, proxyPid, originPid, originPort, log }) {
+  const load = (duration) => (h2loadBin ? runH2load({ h2loadBin, url, duration }) : runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration }));
   await waitQuiet(env, [originPid, ...(proxyPid ? [proxyPid] : [])], log);
   const rss = proxyPid ? startRssSampler(proxyPid, 200) : null;
   let mem;
   try {
-    if (env.warmup !== '0s') await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.warmup });
+    if (parseDurationMs(env.warmup) > 0) await load(env.warmup);
     const stBefore = await nginxStatus(originPort);
     const pBefore = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oBefore = cpuSnapshot(originPid);
@@ -71,7 +77,7 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
     const sysBefore = systemBusyTicks();
     const selfBefore = selfTicks();
     const t0 = Date.now();
-    const w = await runWrk({ wrkBin, url, threads: env.threads, conns: env.conns, duration: env.duration });
+    const w = await load(env.duration);
     const pAfter = proxyPid ? cpuSnapshot(proxyPid) : null;
     const oAfter = cpuSnapshot(originPid);
     const sysAfter = systemBusyTicks();
@@ -93,6 +99,8 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
       p99Ms: w.p99Ms,
       non2xx: w.non2xx,
       socketErrors: w.socketErrors,
+      // h2load only: mean/max latency (it prints no percentiles), status codes, failed/errored
+      ...(h2loadBin ? { meanMs: w.meanMs, maxMs: w.maxMs, status: w.status, failed: w.failed, errored: w.errored, h2Timeout: w.timeout, tool: 'h2load' } : {}),
       proxyCpuS: proxyCpu ? proxyCpu.cpuS : null,
       originCpuS: originCpu.cpuS,
       wrkAndHarnessCpuS: harnessS,
@@ -121,9 +129,9 @@ async function measureOnce({ env, wrkBin, url, proxyPid, originPid, originPort, 
 /** Median of every numeric field over repetitions (the object keeps the reps too). */
 function combine(reps) {
   if (reps.length === 1) return { ...reps[0], reps };
-  const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'otherCpuS', 'otherLoad', 'upstreamNewConns', 'upstreamRequests'];
+  const keys = ['rps', 'requests', 'p50Ms', 'p99Ms', 'meanMs', 'maxMs', 'non2xx', 'proxyCpuS', 'originCpuS', 'rpsPerCpu', 'cpuSPer10k', 'peakRssMiB', 'maxHwmMiB', 'otherCpuS', 'otherLoad', 'upstreamNewConns', 'upstreamRequests'];
   const out = { ...reps[0], reps };
-  for (const k of keys) out[k] = reps[0][k] === null ? null : median(reps.map((r) => r[k]));
+  for (const k of keys) if (k in reps[0]) out[k] = reps[0][k] === null ? null : median(reps.map((r) => r[k]));
   // errors add up over the repetitions; memory growth and peaks are the worst one
   out.non2xx = reps.reduce((s, r) => s + (r.non2xx || 0), 0);
   out.socketErrors = {};
@@ -140,12 +148,13 @@ function combine(reps) {
  * Runs one row end to end. Resolves {id, label, status: 'ok'|'failed', reason?, results: {path: …}}
  * and never rejects: a proxy that fails to start or answer is reported as failed.
  */
-export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
+export async function measureRow(row, { env, wrkBin, h2loadBin, tls, nginxBin, origin, log }) {
+  const h2 = row.protocol === 'h2';
   const res = { id: row.id, label: row.label, status: 'ok', results: {} };
   let handle = null;
   const t0 = Date.now();
   try {
-    handle = await row.start({ nginxBin, originPort: origin.port });
+    handle = await row.start({ nginxBin, originPort: origin.port, tls });
     const port = handle ? handle.port : origin.port;
     await checkRow(row, port);
     for (const p of row.paths) {
@@ -154,7 +163,8 @@ export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
       for (let i = 0; i < env.repeat && !isStopping(); i++) {
         if (handle?.entry?.exited) throw new Error(`proxy exited (${handle.entry.code ?? handle.entry.signal}) during the run`);
         try {
-          reps.push(await measureOnce({ env, wrkBin, url: `http://127.0.0.1:${port}${p}`, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port, log }));
+          const url = `${h2 ? 'https' : 'http'}://127.0.0.1:${port}${p}`;
+          reps.push(await measureOnce({ env, wrkBin, h2loadBin: h2 ? h2loadBin : undefined, url, proxyPid: handle?.pid, originPid: origin.pid, originPort: origin.port, log }));
         } catch (e) {
           reps.push({ error: e.message });
         }
@@ -163,7 +173,7 @@ export async function measureRow(row, { env, wrkBin, nginxBin, origin, log }) {
       const ok = reps.filter((r) => !r.error);
       res.results[p] = ok.length ? combine(ok) : { error: reps[0].error };
       const r = res.results[p];
-      log(r.error ? `  ${p}: failed: ${r.error}` : `  ${p}: ${Math.round(r.rps)} req/s${r.rpsPerCpu ? `, ${Math.round(r.rpsPerCpu)} req/CPU-s` : ''}${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}`);
+      log(r.error ? `  ${p}: failed: ${r.error}` : `  ${p}: ${Math.round(r.rps)} req/s${r.rpsPerCpu ? `, ${Math.round(r.rpsPerCpu)} req/CPU-s` : ''}${Number.isFinite(r.meanMs) ? `, mean ${r.meanMs.toFixed(2)} ms` : ''}${r.non2xx ? `, ${r.non2xx} non-2xx` : ''}`);
     }
     if (isStopping()) throw new Error('interrupted');
     // still answering correctly after the load?

@@ -33,15 +33,16 @@ function fill(text, vars) {
 }
 
 /**
- * Fill `conf` (and proxy-common.inc beside it) into RUN_ROOT/name and start nginx. Returns the
+ * Fill `conf` (passed through `transform`, e.g. to make its listener http2) and proxy-common.inc
+ * into RUN_ROOT/name and start nginx. Returns the
  * process handle plus port. Throws (after stopping it) when nginx does not listen in time.
  */
-export async function startNginx({ nginxBin, name, conf, port, upstreamPort = 0, workers = 1, www }) {
+export async function startNginx({ nginxBin, name, conf, port, upstreamPort = 0, workers = 1, www, transform = (t) => t }) {
   const ref = referenceDir();
   const run = path.join(RUN_ROOT, name);
   for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(path.join(run, d), { recursive: true });
   const vars = { PORT: port, UPSTREAM_PORT: upstreamPort, WORKERS: workers, RUN: run };
-  writeFileSync(path.join(run, 'nginx.conf'), fill(readFileSync(path.join(ref, conf), 'utf8'), vars));
+  writeFileSync(path.join(run, 'nginx.conf'), fill(transform(readFileSync(path.join(ref, conf), 'utf8')), vars));
   writeFileSync(path.join(run, 'proxy-common.inc'), fill(readFileSync(path.join(ref, 'proxy-common.inc'), 'utf8'), vars));
   if (www) {
     mkdirSync(path.join(run, 'www'), { recursive: true });

@@ -61,7 +61,18 @@ export function renderTable(rows) {
     if (r.status !== 'ok') failures.push(`* ${r.label}: failed: ${r.reason}`);
     else for (const [p, m] of Object.entries(r.results)) if (m.error) failures.push(`* ${r.label} ${p}: failed: ${m.error}`);
   }
-  return table(head, out, right) + (failures.length ? '\n\n' + failures.join('\n') : '');
+  // h2load prints no percentiles: its mean/max latency and status counts go under the table
+  const h2 = [];
+  for (const r of rows) {
+    if (r.status !== 'ok') continue;
+    for (const [p, m] of Object.entries(r.results)) {
+      if (m.error || m.tool !== 'h2load') continue;
+      const st = m.status ?? {};
+      h2.push(`  ${r.label} ${p}: ${Math.round(m.requests)} requests finished, latency mean ${fmt(m.meanMs)} ms, max ${fmt(m.maxMs)} ms; status 2xx ${st['2xx'] ?? '–'}, 3xx ${st['3xx'] ?? '–'}, 4xx ${st['4xx'] ?? '–'}, 5xx ${st['5xx'] ?? '–'}; failed ${m.failed ?? '–'}, errored ${m.errored ?? '–'}, timeout ${m.h2Timeout ?? '–'}`);
+    }
+  }
+  const h2Note = h2.length ? '\n\nHTTP/2 rows (h2load; p50/p99 are not printed by h2load):\n' + h2.join('\n') : '';
+  return table(head, out, right) + h2Note + (failures.length ? '\n\n' + failures.join('\n') : '');
 }
 
 function metric(rows, id, sz, key) {
@@ -110,6 +121,7 @@ export function computeRatios(rows) {
     ratio('scriptgate five phases / nginx+Lua', 'scriptgate-phases', 'nginx-lua', 0.3, sz);
     ratio('scriptgate five phases / node-http-proxy (no scripts)', 'scriptgate-phases', 'node-http-proxy', 1.0, sz);
     ratio('scriptgate five phases / bare node + 5 tasks plain JS', 'scriptgate-phases', 'baseline-phases', undefined, sz);
+    if (sz === 'small') ratio('scriptgate h2+TLS / nginx http2+TLS (h2load)', 'scriptgate-h2', 'nginx-h2', undefined, sz);
     const ph = metric(rows, 'scriptgate-phases', sz, 'rpsPerCpu');
     const no = metric(rows, 'scriptgate-1w', sz, 'rpsPerCpu');
     const us = ph !== undefined && no !== undefined ? 1e6 / ph - 1e6 / no : undefined;

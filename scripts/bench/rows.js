@@ -6,6 +6,7 @@ import { start, stop } from './procs.js';
 import { freePort, waitForPort } from './net.js';
 import { startNginx, REPO, RUN_ROOT } from './nginx.js';
 import { writeScriptgateConfig } from './scriptgate-config.js';
+import { h2ProxyConf } from './h2.js';
 
 const PLAIN_PATHS = ['/small', '/64k'];
 const API_PATHS = ['/api/small', '/api/64k'];
@@ -42,16 +43,19 @@ export function scriptgateRoot() {
   return path.resolve(process.env.BENCH_SCRIPTGATE_ROOT || REPO);
 }
 
-async function scriptgate(id, ctx, { workers, phases }) {
+async function scriptgate(id, ctx, { workers, phases, http2 = false }) {
   const port = await freePort();
-  const cfg = writeScriptgateConfig({ dir: path.join(RUN_ROOT, id), port, originPort: ctx.originPort, workers, phases });
+  const cfg = writeScriptgateConfig({ dir: path.join(RUN_ROOT, id), port, originPort: ctx.originPort, workers, phases, http2, tls: http2 ? ctx.tls() : undefined });
   const root = scriptgateRoot();
   return startNode(id, ['--no-node-snapshot', path.join(root, 'bin', 'scriptgate.js'), 'start', '-c', cfg], port, { timeoutMs: 30_000, cwd: root });
 }
 
 /**
+ * `protocol: 'h2'` rows listen with TLS (ALPN h2, the self-signed certificate of ctx.tls()) and are
+ * checked over HTTP/2 and measured with h2load instead of wrk; `group` is a BENCH_ONLY/SKIP alias.
  * @typedef {{id: string, label: string, paths: string[], scripted: boolean, proxyHeader?: string,
- *   start: (ctx: {nginxBin: string, originPort: number}) => Promise<any>}} Row
+ *   protocol?: 'h2', group?: string,
+ *   start: (ctx: {nginxBin: string, originPort: number, tls: () => {cert: string, key: string}}) => Promise<any>}} Row
  * @type {Row[]}
  */
 export const ROWS = [
@@ -130,15 +134,35 @@ export const ROWS = [
     proxyHeader: 'scriptgate',
     start: (ctx) => scriptgate('scriptgate-phases', ctx, { workers: 1, phases: true }),
   },
+  {
+    id: 'nginx-h2',
+    label: 'nginx http2+TLS proxy_pass, 1w',
+    paths: ['/small'],
+    scripted: false,
+    protocol: 'h2',
+    group: 'h2',
+    start: async (ctx) =>
+      startNginx({ nginxBin: ctx.nginxBin, name: 'nginx-h2', conf: 'proxy.conf', transform: (t) => h2ProxyConf(t, ctx.tls()), port: await freePort(), upstreamPort: ctx.originPort, workers: 1 }),
+  },
+  {
+    id: 'scriptgate-h2',
+    label: 'scriptgate h2+TLS listener, 1w',
+    paths: ['/small'],
+    scripted: false,
+    protocol: 'h2',
+    group: 'h2',
+    start: (ctx) => scriptgate('scriptgate-h2', ctx, { workers: 1, phases: false, http2: true }),
+  },
 ];
 
-/** Rows selected by BENCH_ONLY / BENCH_SKIP (comma-separated ids). */
+/** Rows selected by BENCH_ONLY / BENCH_SKIP (comma-separated ids, or a group: `h2`). */
 export function selectRows(only, skip) {
-  const ids = new Set(ROWS.map((r) => r.id));
+  const ids = new Set([...ROWS.map((r) => r.id), ...ROWS.map((r) => r.group).filter(Boolean)]);
   const list = (s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
   for (const id of [...list(only), ...list(skip)]) if (!ids.has(id)) throw new Error(`unknown row "${id}"; rows are: ${[...ids].join(', ')}`);
+  const named = (r, l) => l.includes(r.id) || (r.group !== undefined && l.includes(r.group));
   let rows = ROWS;
-  if (list(only).length) rows = rows.filter((r) => list(only).includes(r.id));
-  if (list(skip).length) rows = rows.filter((r) => !list(skip).includes(r.id));
+  if (list(only).length) rows = rows.filter((r) => named(r, list(only)));
+  if (list(skip).length) rows = rows.filter((r) => !named(r, list(skip)));
   return rows;
 }

@@ -15,6 +15,7 @@ import { measureRow } from './measure.js';
 import { renderTable, computeRatios, renderRatios, renderWarnings } from './report.js';
 import { parseDurationMs } from './wrk.js';
 import { CLK_TCK } from './proc-stat.js';
+import { ensureCert, H2_CONNECTIONS, H2_STREAMS } from './h2.js';
 
 const log = (...a) => console.log(...a);
 
@@ -52,7 +53,11 @@ async function main() {
   installCleanupHandlers();
   const env = readEnv();
   const rows = selectRows(env.only, env.skip);
-  const { nginx: nginxBin, wrk: wrkBin } = ensureDeps(log);
+  const withH2 = rows.some((r) => r.protocol === 'h2');
+  const { nginx: nginxBin, wrk: wrkBin, h2load: h2loadBin, openssl } = ensureDeps(log, { h2: withH2 });
+  // the self-signed certificate of the HTTP/2 rows' TLS listeners, made on first use
+  let cert;
+  const tls = () => (cert ??= ensureCert(openssl));
   const ref = referenceDir();
   mkdirSync(RUN_ROOT, { recursive: true });
 
@@ -60,10 +65,12 @@ async function main() {
   const upstreamConf = readFileSync(path.join(ref, 'upstream.conf'), 'utf8');
   if (!upstreamConf.includes(JSON.stringify(SMALL_BODY).slice(1, -1))) log('[bench] note: upstream.conf /small body differs from the one the checks expect; checks of /small will fail');
 
-  const perRow = (2 * (parseDurationMs(env.warmup) + parseDurationMs(env.duration) + parseDurationMs(env.quietWait)) * env.repeat) / 1000 + 5;
+  const perPath = ((parseDurationMs(env.warmup) + parseDurationMs(env.duration) + parseDurationMs(env.quietWait)) * env.repeat) / 1000;
+  const totalS = rows.reduce((s, r) => s + r.paths.length * perPath + 5, 0);
   log(`[bench] reference configs: ${ref}`);
   if (scriptgateRoot() !== REPO) log(`[bench] scriptgate from ${scriptgateRoot()} (BENCH_SCRIPTGATE_ROOT)`);
-  log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((perRow * rows.length) / 60 * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
+  log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((totalS / 60) * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
+  if (withH2) log(`[bench] h2 rows: h2load -D${env.duration} -c${H2_CONNECTIONS} -m${H2_STREAMS} -t1 over TLS (ALPN h2), warm-up ${env.warmup}`);
 
   const origin = await startNginx({ nginxBin, name: 'origin', conf: 'upstream.conf', port: await freePort(), workers: 1, www: { '64k': body64k() } });
   log(`[bench] origin: nginx pid ${origin.pid} on 127.0.0.1:${origin.port}`);
@@ -75,7 +82,7 @@ async function main() {
   try {
     for (const row of rows) {
       log(`\n[bench] ${row.id}: ${row.label} (${row.paths.join(', ')})`);
-      results.push(await measureRow(row, { env, wrkBin, nginxBin, origin, log }));
+      results.push(await measureRow(row, { env, wrkBin, h2loadBin, tls, nginxBin, origin, log }));
       if (isStopping()) break;
     }
   } finally {
@@ -101,6 +108,7 @@ async function main() {
     cpu: os.cpus()[0]?.model,
     clkTck: CLK_TCK,
     wrk: { threads: env.threads, connections: env.conns, duration: env.duration, warmup: env.warmup },
+    h2load: withH2 ? { threads: 1, connections: H2_CONNECTIONS, streams: H2_STREAMS, duration: env.duration, warmup: env.warmup } : undefined,
     repeat: env.repeat,
     referenceDir: ref,
     scriptgateRoot: scriptgateRoot(),
