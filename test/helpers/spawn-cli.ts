@@ -15,9 +15,14 @@ const BIN = path.join(ROOT, 'bin/scriptgate.js');
 
 export interface SpawnedCli {
   child: ChildProcess;
+  /** Parsed JSON lines of stdout so far. */
   lines: () => Array<Record<string, unknown>>;
+  stdout: () => string;
   stderr: () => string;
+  /** Resolves once `pred` holds for stdout's JSON lines (checked on every chunk); rejects on exit or after `ms`. */
   waitFor: (pred: (lines: Array<Record<string, unknown>>) => boolean, ms?: number) => Promise<void>;
+  /** How and when the process ended. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
 function alive(pid: number): boolean {
@@ -38,8 +43,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** `scriptgate start -c configFile`. */
 export function spawnCli(configFile: string, env: Record<string, string> = {}): SpawnedCli {
-  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'start', '-c', configFile], {
+  return runCli(['start', '-c', configFile], env);
+}
+
+/** `scriptgate <args>` as a user runs it (LOG_LEVEL=info unless `env` says otherwise). */
+export function runCli(args: string[], env: Record<string, string> = {}): SpawnedCli {
+  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,10 +76,10 @@ export function spawnCli(configFile: string, env: Record<string, string> = {}): 
     for (const l of listeners) l();
   });
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<void>((resolve) =>
-    child.on('exit', () => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => {
       for (const l of listeners) l();
-      resolve();
+      resolve({ code, signal, at: Date.now() });
     }),
   );
   onTestFinished(async () => {
@@ -82,6 +93,8 @@ export function spawnCli(configFile: string, env: Record<string, string> = {}): 
   return {
     child,
     lines: () => parsed,
+    exited,
+    stdout: () => out,
     stderr: () => err,
     waitFor: (pred, ms = 30_000) =>
       new Promise<void>((resolve, reject) => {
@@ -93,7 +106,7 @@ export function spawnCli(configFile: string, env: Record<string, string> = {}): 
           } else if (child.exitCode !== null || child.signalCode !== null) {
             clearTimeout(timer);
             listeners.delete(check);
-            reject(new Error(`scriptgate exited before the expected output\nstdout: ${out}\nstderr: ${err}`));
+            reject(new Error(`scriptgate exited (${child.exitCode ?? child.signalCode}) before the expected output\nstdout: ${out}\nstderr: ${err}`));
           }
         };
         const timer = setTimeout(() => {

@@ -2,114 +2,19 @@
  * The `scriptgate` command as a user runs it: a spawned `node --no-node-snapshot bin/scriptgate.js`
  * with a temp config, talking to origins on loopback. Every child is killed by its PID after the test.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { request, startOrigin, writeConfig, type Origin } from '../helpers/servers.ts';
+import { freePort, runCli, type SpawnedCli } from '../helpers/spawn-cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'bin/scriptgate.js');
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-interface Cli {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Parsed JSON lines of stdout so far. */
-  lines: () => Array<Record<string, unknown>>;
-  /** Resolves once `pred` holds for stdout's JSON lines (checked on every chunk), rejects after `ms`. */
-  waitFor: (pred: (lines: Array<Record<string, unknown>>) => boolean, ms?: number) => Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  const listeners = new Set<() => void>();
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    for (const l of listeners) l();
-  });
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      for (const l of listeners) l();
-      resolve({ code, signal, at: Date.now() });
-    }),
-  );
-  const lines = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return {};
-        }
-      });
-  onTestFinished(async () => {
-    // Worker pids come from the log lines; a cluster's workers also exit when their primary does.
-    const pids = new Set<number>([child.pid!, ...lines().map((l) => l.pid as number).filter((p) => typeof p === 'number')]);
-    if (child.exitCode === null && child.signalCode === null) {
-      process.kill(child.pid!, 'SIGKILL');
-      await exited;
-    }
-    for (const pid of pids) if (pid !== child.pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    lines,
-    exited,
-    waitFor: (pred, ms = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (pred(lines())) {
-            clearTimeout(timer);
-            listeners.delete(check);
-            resolve();
-          } else if (child.exitCode !== null || child.signalCode !== null) {
-            clearTimeout(timer);
-            listeners.delete(check);
-            reject(new Error(`scriptgate exited (${child.exitCode ?? child.signalCode}) before the expected output\nstdout: ${out}\nstderr: ${err}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`timed out waiting for output\nstdout: ${out}\nstderr: ${err}`));
-        }, ms);
-        listeners.add(check);
-        check();
-      }),
-  };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+type Cli = SpawnedCli;
+const cli = runCli;
 
 function proxyConfig(port: number, origin: Origin, workers = 1, dead = 1): string {
   return `workers: ${workers}\nlisten:\n  - address: 127.0.0.1:${port}\nupstreams:\n  up: { targets: ["${origin.address}"] }\n  dead: { targets: ["127.0.0.1:${dead}"] }\nroutes:\n  - name: main\n    match: { path_prefix: /, methods: [GET, HEAD, POST] }\n    upstream: up\n  - name: broken\n    match: { path_prefix: /dead/ }\n    upstream: dead\n`;
