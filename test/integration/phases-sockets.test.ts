@@ -373,3 +373,24 @@ describe('malformed traffic never reaches a script', () => {
     expect(origin.seen).toHaveLength(0);
   });
 });
+
+describe('failures on the response side', () => {
+  it('a header_filter that throws on a route with body_filter fails the request with 500, every time', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    header_filter_by_script: h.ts\n    body_filter_by_script: b.ts\n'), {
+      'h.ts': `${TS}export default function (_ctx: api.HeaderFilterContext) { throw new Error('nope'); }`,
+      'b.ts': `${TS}export default function (_ctx: api.BodyFilterContext, chunk: string) { return chunk; }`,
+    });
+    expect((await request(port)).status).toBe(500);
+    expect((await request(port)).status).toBe(500);
+  });
+
+  it('a body_filter that throws on a small response (head and body in one crossing) gets a 500 before anything is sent', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    body_filter_by_script: b.ts\n'), {
+      'b.ts': `${TS}export default function (_ctx: api.BodyFilterContext, _chunk: string) { throw new Error('x'); }`,
+    });
+    const res = await request(port);
+    expect(res.status).toBe(500);
+  });
+});
