@@ -4,8 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import http2 from 'node:http2';
 import { spawnSync } from 'node:child_process';
-import { start, stop } from './procs.js';
-import { parseDurationMs } from './wrk.js';
+import { parseDurationMs, runBounded } from './wrk.js';
 import { RUN_ROOT } from './nginx.js';
 
 /**
@@ -121,19 +120,8 @@ export function parseH2load(text) {
 export async function runH2load({ h2loadBin, url, duration, conns = H2_CONNECTIONS, streams = H2_STREAMS }) {
   const ms = Math.max(1, Math.round(parseDurationMs(duration)));
   const args = ['-D', `${ms}ms`, '-c', String(conns), '-m', String(streams), '-t', '1', url];
-  const h = start('h2load', h2loadBin, args, { capture: true });
-  const hardMs = ms + 15_000;
-  let timer;
-  const late = new Promise((r) => (timer = setTimeout(() => r('late'), hardMs)));
-  const r = await Promise.race([h.exited, late]);
-  clearTimeout(timer);
-  if (r === 'late') {
-    await stop(h, { signal: 'SIGKILL', graceMs: 1000 });
-    throw new Error(`h2load ran past ${hardMs} ms and was killed`);
-  }
-  if (r.error) throw r.error;
+  const h = await runBounded('h2load', h2loadBin, args, ms);
   const out = h.entry.out;
-  if (r.code !== 0) throw new Error(`h2load exited ${r.code ?? r.signal}: ${(h.entry.err || out).trim().slice(-300)}`);
   const p = parseH2load(out);
   if (!Number.isFinite(p.rps) || !Number.isFinite(p.done)) throw new Error(`could not parse h2load output: ${out.slice(0, 300)}`);
   if (p.protocol !== 'h2') throw new Error(`h2load negotiated ${p.protocol ?? 'no protocol'}, not h2`);

@@ -43,23 +43,33 @@ export function parseWrk(text) {
 }
 
 /**
- * wrk -t threads -c conns -d duration --latency url. Resolves {raw, ...parsed}. Stopped (by PID)
- * if it runs more than duration + 15 s.
+ * Runs a load generator that stops by itself after `durationMs`; stops it by PID (SIGKILL) if it
+ * runs 15 s past that. Resolves with its process handle (captured output in `h.entry`); rejects
+ * when it was killed, failed to start or exited non-zero.
  */
-export async function runWrk({ wrkBin, url, threads = 2, conns = 64, duration = '8s', timeout = '5s' }) {
-  const args = [`-t${threads}`, `-c${conns}`, `-d${duration}`, '--timeout', timeout, '--latency', url];
-  const h = start('wrk', wrkBin, args, { capture: true });
-  const hardMs = parseDurationMs(duration) + 15_000;
+export async function runBounded(name, bin, args, durationMs) {
+  const h = start(name, bin, args, { capture: true });
+  const hardMs = durationMs + 15_000;
   let timer;
   const late = new Promise((r) => (timer = setTimeout(() => r('late'), hardMs)));
   const r = await Promise.race([h.exited, late]);
   clearTimeout(timer);
   if (r === 'late') {
     await stop(h, { signal: 'SIGKILL', graceMs: 1000 });
-    throw new Error(`wrk ran past ${hardMs} ms and was killed`);
+    throw new Error(`${name} ran past ${hardMs} ms and was killed`);
   }
   if (r.error) throw r.error;
-  if (r.code !== 0) throw new Error(`wrk exited ${r.code ?? r.signal}: ${(h.entry.err || h.entry.out).trim().slice(0, 300)}`);
+  if (r.code !== 0) throw new Error(`${name} exited ${r.code ?? r.signal}: ${(h.entry.err || h.entry.out).trim().slice(-300)}`);
+  return h;
+}
+
+/**
+ * wrk -t threads -c conns -d duration --latency url. Resolves {raw, ...parsed}. Stopped (by PID)
+ * if it runs more than duration + 15 s.
+ */
+export async function runWrk({ wrkBin, url, threads = 2, conns = 64, duration = '8s', timeout = '5s' }) {
+  const args = [`-t${threads}`, `-c${conns}`, `-d${duration}`, '--timeout', timeout, '--latency', url];
+  const h = await runBounded('wrk', wrkBin, args, parseDurationMs(duration));
   const parsed = parseWrk(h.entry.out);
   if (!Number.isFinite(parsed.rps)) throw new Error(`could not parse wrk output: ${h.entry.out.slice(0, 300)}`);
   return { raw: h.entry.out, ...parsed };

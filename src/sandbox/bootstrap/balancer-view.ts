@@ -6,23 +6,13 @@
  * configured upstream) or set `hashKey` for consistent_hash. Leaving both alone keeps the
  * upstream's own algorithm. The host checks the choice against its real targets.
  */
+import type { Balancer, BalancerFailure, BalancerTarget } from '../../../runtime-api/index.d.ts';
 import { allow, BALANCER } from './phase-guard.ts';
-
-export interface BalancerTarget {
-  readonly address: string;
-  readonly healthy: boolean;
-  readonly inFlight: number;
-  readonly weight: number;
-}
-
-export interface BalancerFailure {
-  readonly code: string;
-  readonly address: string;
-}
 
 const MAX_KEY = 1024;
 
-export class BalancerView {
+/** `ctx.balancer` (its type is runtime-api's `Balancer`). */
+export class BalancerView implements Balancer {
   readonly upstream: string;
   readonly tries: number;
   readonly failure: BalancerFailure | null;

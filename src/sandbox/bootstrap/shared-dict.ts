@@ -8,17 +8,10 @@
  * Default: only dicts declared in config (`shared_dicts`) exist; others throw a clear error. A dict
  * that is full refuses new keys (`set`/`add` return false, `incr` returns undefined).
  */
-export type SharedValue = string | number | boolean;
+import type { SharedDict, SharedValue } from '../../../runtime-api/index.d.ts';
 
-/** What `ctx.shared(name)` returns. */
-export interface SharedStore {
-  get(key: string): SharedValue | undefined;
-  set(key: string, value: SharedValue | undefined, ttlSeconds?: number): boolean;
-  add(key: string, value: SharedValue, ttlSeconds?: number): boolean;
-  incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined;
-  delete(key: string): boolean;
-  size(): number;
-}
+/** What `ctx.shared(name)` returns (runtime-api's `SharedDict`). */
+export type SharedStore = SharedDict;
 
 type HostFn = (op: number, dict: string, key?: unknown, a?: unknown, b?: unknown, c?: unknown) => unknown;
 
