@@ -1,0 +1,1 @@
+module.exports = require('./out/isolated_vm').ivm;
