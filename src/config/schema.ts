@@ -262,6 +262,16 @@ export const configSchema = z
     listen: z.array(listener).min(1, 'at least one listener is needed'),
     admin: z.strictObject({ address, token: z.string().optional() }).optional(),
     limits: limits.prefault({}),
+    /**
+     * The Via header a proxy must add to what it forwards (RFC 9110 §7.6.3), both ways:
+     * `Via: <protocol the message came in with> <name>` after any Via already there. `true`
+     * (default) names the proxy `scriptgate`, a string names it so (a pseudonym token), `false`
+     * adds none (nginx's behaviour).
+     */
+    via: z
+      .union([z.boolean(), z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'via: a name made of token characters, e.g. edge-1')])
+      .default(true)
+      .transform((v) => (v === true ? 'scriptgate' : v === false ? undefined : v)),
     log: z
       .strictObject({
         level: logLevel.default('info'),

@@ -19,7 +19,7 @@ import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
 import { forwardResponseHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
-import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders } from './request-prelude.ts';
+import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry } from './request-prelude.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
@@ -45,6 +45,8 @@ export interface ListenerContext {
 }
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
+/** undici fails a 204/304 that carries a Content-Length (RFC 9110 §8.6 allows it on a 304) once the head is through. */
+const BODILESS_LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 
 /** Methods a route can serve, for `Allow`. */
 export const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
@@ -88,6 +90,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The response side of a route with body_filter (scripted-response.ts). */
   #stage: ScriptedResponse | undefined;
   #headOnly = false;
+  /** The upstream answered 204 or 304: no body follows, whatever its Content-Length says. */
+  #bodiless = false;
   #responseHeaders: string[] = [];
   #bodyCounter: BodyCounter | undefined;
   /** The client speaks HTTP/2 (req/res are node's http2 compatibility objects). */
@@ -131,6 +135,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req);
     const bad = readRequestHead(plan, req, this.#lc.limits, this.#h2);
     if (bad) return this.#local(bad.status, bad.code, bad.detail);
+    // TRACE would reflect the request (cookies, credentials) back: refused, as nginx does.
+    if (plan.method === 'TRACE') return this.#local(405, 'PRX_ERR_METHOD_NOT_ALLOWED', 'TRACE is not allowed', ['allow', ALLOW]);
+    if (maxForwards(plan.method, req) === 0) {
+      // Max-Forwards: 0 makes the proxy the final recipient of an OPTIONS (RFC 9110 §7.6.2).
+      this.#status = 200;
+      this.#bytesSent = sendLocal(this.#res, 200, ['allow', ALLOW, 'x-request-id', this.#id], '', false);
+      return;
+    }
     if (this.#h2) this.#startGrpc();
     const refused = matchRoute(plan, this.#gen.router, req);
     this.#route = plan.route;
@@ -171,7 +183,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#upstream = upstream;
     const path = plan.path;
     this.#upstreamPath = plan.query ? `${path}?${plan.query}` : path;
-    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme);
+    const via = this.#gen.config.via;
+    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme, via && viaEntry(req.httpVersion, via));
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     if (this.#tracing) this.#tracing.upstreamHeaders(this.#upstreamHeaders);
     this.#headOnly = this.#method === 'HEAD';
@@ -252,6 +265,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // X-Request-Id goes back to the client on every response (the upstream's own copy is replaced).
     if (headers['x-request-id'] !== undefined) out = dropHeader(out, 'x-request-id');
     out.push('x-request-id', this.#id);
+    const via = this.#gen.config.via;
+    if (via) out.push('via', viaEntry(this.#upstream!.config.protocol === 'http2' ? '2.0' : '1.1', via));
+    if (status === 204 || status === 304) {
+      this.#bodiless = true;
+      // A 204 never has a Content-Length (RFC 9110 §8.6); a 304's is the selected representation's, kept.
+      if (status === 204 && headers['content-length'] !== undefined) out = dropContentLength(out);
+    }
     // gRPC bodies are length-prefixed protobuf frames: body_filter never applies to them.
     if (this.#headOnly || NO_BODY_STATUS(status) || this.#grpc) this.#bodyFilter = false;
     if (this.#bodyFilter) {
@@ -407,7 +427,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#controller?.abort(new ProxyError('PRX_ERR_DEADLINE'));
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#bodiless && this.#res.headersSent && (err as { code?: string }).code === BODILESS_LENGTH_MISMATCH) {
+      // The 204/304 is whole: its head was all there was to forward.
+      return this.onResponseEnd(controller, undefined);
+    }
     this.#releaseTarget();
     if (this.#done || this.#res.writableEnded) return;
     const mapped = isProxyError(err) ? err : mapUpstreamError(err);
@@ -492,14 +516,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#bytesSent = sendLocal(this.#res, status, headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id), body, this.#method === 'HEAD');
   }
 
-  #local(status: number, code: ErrorCode, detail?: string): void {
+  #local(status: number, code: ErrorCode, detail?: string, extraHeaders: string[] = []): void {
     this.#status = status;
     if (status >= 400) this.#error = code;
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
-    if (status === 400 || status === 413 || status === 414) this.#res.shouldKeepAlive = false;
+    if (status === 400 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
     if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(code), detail ?? new ProxyError(code).message);
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
-    this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-'], body, this.#method === 'HEAD');
+    this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders], body, this.#method === 'HEAD');
   }
 
   #fail(err: unknown): void {

@@ -4,7 +4,9 @@
  * node:http2 server (see http2-downstream.ts); with `tls` a node:tls server terminates TLS, picks
  * the certificate by SNI from the current generation and dispatches by ALPN. Every request becomes
  * an `Exchange` on the generation current at arrival. Malformed HTTP/1.1 requests never reach a
- * route: the parser's errors are answered here with 400/408/414/431 and the connection is closed.
+ * route: the parser's errors are answered here with 400/408/414/431/501/505 and the connection is
+ * closed; so are request lines of HTTP versions other than 1.x (505) and Expect values other than
+ * 100-continue (417).
  *
  * What binds the port (`server`):
  *   plain, HTTP/1.1 only   → the http server itself (the hot path, unchanged)
@@ -41,7 +43,20 @@ export interface ListenerOptions {
   certificates?: () => CertificateTable | undefined;
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  417: 'Expectation Failed',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported',
+};
+/** A request line `METHOD target HTTP/x.y` whose method is an upper-case token (nginx's method syntax). */
+const UNKNOWN_METHOD_LINE = /^[A-Z_-]{1,32} /;
+/** A request line whose version is well-formed (`HTTP/` digit `.` digit) but not one the parser takes. */
+const OTHER_VERSION_LINE = /^[!-~]+ [!-~]+ HTTP\/\d\.\d\r?$/;
 
 /** Effective limits of a listener: its own overrides over the top-level ones. */
 export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): LimitsConfig {
@@ -57,8 +72,12 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
   };
 }
 
-/** Status for a parser error: 431 for an oversized head (414 when the request line alone is too long), 408 for a slow head, else 400. */
-export function statusForClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, limits: LimitsConfig): number {
+/**
+ * Status for a parser error: 431 for an oversized head (414 when the request line alone is too
+ * long), 408 for a slow head, 501 for a well-formed but unknown method (RFC 9110 §9.1; node's
+ * parser knows a fixed list), 505 for a well-formed version other than 1.0/1.1, else 400.
+ */
+export function statusForClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }, limits: LimitsConfig): number {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW': {
       const raw = err.rawPacket;
@@ -68,9 +87,35 @@ export function statusForClientError(err: NodeJS.ErrnoException & { rawPacket?: 
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
       return 408;
+    case 'HPE_INVALID_METHOD':
+      return UNKNOWN_METHOD_LINE.test(requestLineAt(err)) ? 501 : 400;
+    case 'HPE_INVALID_VERSION':
+      return OTHER_VERSION_LINE.test(requestLineAt(err)) ? 505 : 400;
     default:
       return 400;
   }
+}
+
+/** The request line the parser failed in: the line around where it stopped in the packet. */
+function requestLineAt(err: { rawPacket?: Buffer; bytesParsed?: number }): string {
+  const raw = err.rawPacket;
+  if (!raw) return '';
+  const at = Math.min(err.bytesParsed ?? 0, raw.length);
+  const start = raw.lastIndexOf(10, at - 1) + 1;
+  const end = raw.indexOf(10, at);
+  return raw.subarray(start, end < 0 ? raw.length : end).toString('latin1');
+}
+
+/** The last response started on an HTTP/1 connection (set per request; read by the parser-error handler). */
+const kLastResponse = Symbol('scriptgate.lastResponse');
+type Http1Socket = Socket & { _httpMessage?: ServerResponse | null; [kLastResponse]?: ServerResponse };
+
+/** HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close. */
+function refuseVersion(res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  const body = '505 HTTP Version Not Supported\n';
+  res.writeHead(505, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
 }
 
 export class Listener {
@@ -112,15 +157,36 @@ export class Listener {
       requireHostHeader: true,
       noDelay: true,
     });
-    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res).start());
-    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => new Exchange(opts.current(), lc, req, res, true).start());
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      (req.socket as Http1Socket)[kLastResponse] = res;
+      if (req.httpVersionMajor !== 1) return refuseVersion(res);
+      new Exchange(opts.current(), lc, req, res).start();
+    });
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      (req.socket as Http1Socket)[kLastResponse] = res;
+      if (req.httpVersionMajor !== 1) return refuseVersion(res);
+      new Exchange(opts.current(), lc, req, res, true).start();
+    });
+    // An Expect other than 100-continue (RFC 9110 §10.1.1): 417, and the connection closes, since
+    // the client may be holding its body back until it hears an answer.
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      (req.socket as Http1Socket)[kLastResponse] = res;
+      opts.logger.info({ expect: req.headers.expect, client: req.socket.remoteAddress }, 'unsupported Expect refused');
+      res.shouldKeepAlive = false;
+      const body = '417 Expectation Failed\n';
+      res.writeHead(417, { 'content-type': 'text/plain', 'content-length': body.length });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
     // Upgrade requests (WebSocket) run rewrite/access, then become tunnels: see websocket.ts.
     // CONNECT (forward proxying) is not offered, as in Pingora by default: 405, not a silent close.
     this.http1.on('connect', (req: IncomingMessage, socket: Socket) => {
       opts.logger.info({ method: 'CONNECT', target: req.url, client: socket.remoteAddress }, 'CONNECT refused: scriptgate is a reverse proxy');
       socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     });
-    this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels));
+    this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (req.httpVersionMajor !== 1) return void socket.end('HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels);
+    });
     this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
     // scriptgate_active_connections{protocol}: only when metrics are on (an admin listener exists).
     if (opts.metrics) this.http1.on('connection', (socket: Socket) => trackConnection('http1', socket));
@@ -208,7 +274,7 @@ export class Listener {
     this.#opts.logger.info({ status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
     // A response is still being written on this connection: a 400 written now would be taken as its
     // response, or land in the middle of its body.
-    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const pending = (socket as Http1Socket)._httpMessage;
     if (pending && !pending.writableFinished) {
       if (pending.req?.complete) {
         // The bad request was pipelined behind a whole one: let that response finish, then close.
@@ -217,12 +283,25 @@ export class Listener {
         pending.once('close', () => socket.destroySoon());
         return;
       }
-      // The error is inside the body of the request being answered (a bad chunk): once its response
-      // has started, the only honest answer left is to cut the connection.
+      // The error is inside the body of the request being answered (a bad chunk): a response that
+      // is all written (a refusal sent before the body was read) goes out, then the connection
+      // closes; one still streaming is cut, the only honest answer left.
+      if (pending.writableEnded) {
+        pending.shouldKeepAlive = false;
+        pending.once('close', () => socket.destroySoon());
+        return;
+      }
       if (pending.headersSent) {
         socket.destroy();
         return;
       }
+    }
+    // The error is in the body of a request that was already answered in full: a 400 now would be
+    // a second response, which a client (or a proxy in front) would pair with its next request.
+    const last = (socket as Http1Socket)[kLastResponse];
+    if (last?.writableFinished && !last.req.complete) {
+      socket.destroySoon();
+      return;
     }
     const body = `${status} ${REASONS[status]}\n`;
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);

@@ -2,7 +2,7 @@
  * The request-phase part of proxying, shared by every kind of HTTP request: plain exchanges
  * (exchange.ts) and WebSocket/Upgrade requests (websocket.ts). Runs once per request, in this order:
  *
- *   readRequestHead()    request id, URI length, request target, Host checks   → a refusal or nothing
+ *   readRequestHead()    URI length, request target, Host, Transfer-Encoding    → a refusal or nothing
  *   matchRoute()         router + prefix-escape check                           → a refusal or nothing
  *   runRequestScripts()  rewrite + access (one crossing) on the route's scripts → an exit or nothing
  *   upstreamHeaders()    the header list that goes upstream (Host, X-Forwarded-*, X-Request-Id)
@@ -74,7 +74,11 @@ export function newRequestPlan(req: IncomingMessage): RequestPlan {
   };
 }
 
-/** Checks the request line and Host: 414 for a long URI, 400 for a bad target or Host (or several Hosts). */
+/**
+ * Checks the request line, Host and (HTTP/1) Transfer-Encoding: 414 for a long URI; 400 for a bad
+ * target, a bad, empty or repeated Host, or a Transfer-Encoding whose framing cannot be trusted;
+ * 501 for a transfer coding other than chunked.
+ */
 export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits: LimitsConfig, h2: boolean): Refusal | undefined {
   const url = req.url ?? '/';
   if (url.length > limits.max_uri_size) return { status: 414, code: 'PRX_ERR_URI_TOO_LONG' };
@@ -83,14 +87,39 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
   // RFC 9112 §3.2: more than one Host is a 400 (node keeps the first; an upstream might read the last).
   const raw = req.rawHeaders;
   let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  let te: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') te = te === undefined ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
+  }
   if (hosts > 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'more than one Host header' };
+  if (te !== undefined && !h2) {
+    const bad = checkTransferEncoding(te, req.httpVersionMinor);
+    if (bad) return bad;
+  }
   const hostHeader = target.authority ?? req.headers.host ?? (h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
   if (!HOST_VALUE.test(hostHeader)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'invalid Host header' };
+  // A Host that is there but empty names no authority, which an http(s) URI must have (RFC 9110 §4.2.1; nginx: 400).
+  if (hostHeader === '' && hosts > 0) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'empty Host header' };
   plan.target = target;
   plan.hostHeader = hostHeader;
   plan.path = target.path;
   plan.query = target.query;
+  return undefined;
+}
+
+/**
+ * RFC 9112 §6.1/§6.3 on a request's Transfer-Encoding (node's parser already refuses it together
+ * with Content-Length): from HTTP/1.0 it cannot be trusted (400); `chunked` must come last, else
+ * the body's end is unknown (400); any other coding before it would be lost on the way upstream,
+ * which re-frames the body itself, so it is not implemented (501, as nginx).
+ */
+function checkTransferEncoding(te: string, minor: number): Refusal | undefined {
+  if (minor === 0) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'Transfer-Encoding in an HTTP/1.0 request' };
+  const codings = te.split(',').map((c) => c.trim().toLowerCase());
+  if (codings[codings.length - 1] !== 'chunked') return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'chunked is not the final transfer coding' };
+  if (codings.length > 1) return { status: 501, code: 'PRX_ERR_NOT_IMPLEMENTED', detail: 'transfer codings other than chunked are not implemented' };
   return undefined;
 }
 
@@ -145,11 +174,27 @@ export function runRequestScripts(scripts: RouteScripts, session: ScriptSession,
 }
 
 /**
- * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
- * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-* and
- * X-Request-Id.
+ * `Max-Forwards` of an OPTIONS or TRACE request (RFC 9110 §7.6.2), the only methods it applies to;
+ * undefined when absent, malformed, or another method.
  */
-export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'http' | 'https'): string[] {
+export function maxForwards(method: string, req: IncomingMessage): number | undefined {
+  if (method !== 'OPTIONS' && method !== 'TRACE') return undefined;
+  const v = req.headers['max-forwards'];
+  return typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : undefined;
+}
+
+/** A Via entry (RFC 9110 §7.6.3): the protocol a message came in with (`1.0`, `1.1`, `2`) and the proxy's name. */
+export function viaEntry(httpVersion: string, name: string): string {
+  return `${httpVersion === '2.0' ? '2' : httpVersion} ${name}`;
+}
+
+/**
+ * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
+ * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-*,
+ * X-Request-Id, `via` (a Via entry to add after the client's, when on) and Max-Forwards counted
+ * down for OPTIONS/TRACE.
+ */
+export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'http' | 'https', via?: string): string[] {
   const clientHost = plan.hostHeader;
   const headers = plan.headers;
   let host = plan.route!.config.upstream_host ?? clientHost;
@@ -163,9 +208,14 @@ export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'ht
       continue;
     }
     if (name === 'x-request-id') continue;
+    if (name === 'max-forwards' && (plan.method === 'OPTIONS' || plan.method === 'TRACE') && /^\d{1,10}$/.test(headers[i + 1]!)) {
+      out.push(name, String(Math.max(0, Number(headers[i + 1]) - 1)));
+      continue;
+    }
     out.push(name, headers[i + 1]!);
   }
   out[1] = host;
+  if (via) out.push('via', via);
   out.push('x-forwarded-for', xff ? `${xff}, ${clientIp}` : clientIp);
   out.push('x-forwarded-proto', scheme);
   if (clientHost) out.push('x-forwarded-host', clientHost);

@@ -12,7 +12,7 @@ export interface RequestTarget {
   path: string;
   /** Query without `?`; '' when none. Passed upstream unchanged. */
   query: string;
-  /** Host from an absolute-form target (`GET http://host/x`), which overrides the Host header. */
+  /** Host from an absolute-form target (`GET http://host/x`), which overrides the Host header; never with userinfo. */
   authority?: string;
 }
 
@@ -81,7 +81,9 @@ export function parseRequestTarget(url: string, method: string): RequestTarget |
     if (rest === '*' && method === 'OPTIONS') return { path: '*', query: '' };
     const m = /^https?:\/\/([^/?#]+)(.*)$/i.exec(rest);
     if (!m) return undefined;
-    authority = m[1]!.replace(/^.*@/, '');
+    // Userinfo is refused, not stripped (RFC 9110 §4.2.4: it is there to obscure the authority).
+    if (m[1]!.includes('@')) return undefined;
+    authority = m[1]!;
     rest = m[2] || '/';
     if (rest.charCodeAt(0) !== 47) rest = '/' + rest;
   }

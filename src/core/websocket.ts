@@ -25,7 +25,7 @@ import { recordRequest, scriptErrors, trackConnection } from '../observability/m
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders } from './hop-by-hop.ts';
-import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, type RequestPlan } from './request-prelude.ts';
+import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type Tunnel, type TunnelStats } from './stream-tunnel.ts';
 
@@ -110,7 +110,8 @@ class UpgradeExchange {
     if (!upstream) return this.#local(500, 'PRX_ERR_NO_TARGET', `unknown upstream ${JSON.stringify(name)}`);
     this.#upstream = upstream;
     const clientIp = req.socket.remoteAddress ?? '';
-    const headers = upstreamHeaders(plan, clientIp, this.#lc.scheme);
+    const via = this.#gen.config.via;
+    const headers = upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via));
     // Upgrade and Connection are hop-by-hop: the proxy asks for the same upgrade on its own hop.
     headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade ?? 'websocket'));
     const hashKey = upstream.hashKey({ headers, clientIp, path: plan.path });
@@ -159,6 +160,8 @@ class UpgradeExchange {
     }
     const out = forwardResponseHeaders(ures.headers);
     out.push('connection', 'upgrade', 'upgrade', String(ures.headers.upgrade ?? this.#req.headers.upgrade ?? 'websocket'));
+    const via = this.#gen.config.via;
+    if (via) out.push('via', viaEntry(ures.httpVersion, via));
     this.#status = 101;
     this.#responseHeaders = out;
     socket.write(responseHead(101, ures.statusMessage || 'Switching Protocols', out));

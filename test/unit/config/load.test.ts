@@ -87,6 +87,14 @@ describe('loading a config', () => {
     expect(config.tenants.default!.scripts).toBe('/etc/sg');
   });
 
+  it('via: default names the proxy scriptgate; a name replaces it; false turns it off; a non-token is refused', () => {
+    const base = 'listen: [{ address: 127.0.0.1:0 }]\nroutes: [{}]\n';
+    expect(parseConfig(base, 'v.yaml').config.via).toBe('scriptgate');
+    expect(parseConfig(`${base}via: edge-1\n`, 'v.yaml').config.via).toBe('edge-1');
+    expect(parseConfig(`${base}via: false\n`, 'v.yaml').config.via).toBeUndefined();
+    expect(problems(`${base}via: "two words"\n`, 'v.yaml')).toEqual(['v.yaml:3: via: via: a name made of token characters, e.g. edge-1']);
+  });
+
   it('a JSON config loads the same as YAML', () => {
     const json = JSON.stringify({
       listen: [{ address: '127.0.0.1:6188' }],

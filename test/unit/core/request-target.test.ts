@@ -45,9 +45,14 @@ describe('parseRequestTarget', () => {
     expect(parseRequestTarget('*', 'OPTIONS')).toEqual({ path: '*', query: '' });
   });
 
-  it('takes the authority of an absolute-form target, without userinfo', () => {
-    expect(parseRequestTarget('http://user:pw@Example.com:8080/a/../b?q', 'GET')).toEqual({ path: '/b', query: 'q', authority: 'Example.com:8080' });
+  it('takes the authority of an absolute-form target', () => {
+    expect(parseRequestTarget('http://Example.com:8080/a/../b?q', 'GET')).toEqual({ path: '/b', query: 'q', authority: 'Example.com:8080' });
     expect(parseRequestTarget('http://example.com', 'GET')).toEqual({ path: '/', query: '', authority: 'example.com' });
+  });
+
+  it('refuses userinfo in an absolute-form target (RFC 9110 §4.2.4: it obscures the authority)', () => {
+    expect(parseRequestTarget('http://user:pw@Example.com:8080/a', 'GET')).toBeUndefined();
+    expect(parseRequestTarget('http://evil@/x', 'GET')).toBeUndefined();
   });
 });
 
