@@ -69,7 +69,7 @@ export class LogBatch {
     const first = sinks.values().next().value;
     let out: unknown;
     try {
-      out = this.#sandbox.call('flush', [batch], first?.keys ?? [], [PHASE_ID.log]);
+      out = this.#sandbox.call('flush', [batch], first?.keys ?? [], [PHASE_ID.log], sids.length);
     } catch (err) {
       this.#logger.error({ err, tenant: this.#sandbox.tenant, requests: sids.length }, 'log phase batch failed; request state freed');
       if (this.#sandbox.alive) {

@@ -1,9 +1,14 @@
 /**
  * One tenant's isolate: created at generation build (async, off the event loop as far as
- * isolated-vm allows), called synchronously per phase with `timeout = cpu_ms`, recreated lazily
+ * isolated-vm allows), called synchronously per phase, recreated lazily
  * (synchronously, ~2–3 ms) on the next call after memory exhaustion disposed it, disposed with its
  * generation. Holds cached References to the bootstrap's entry points (never looked up per call)
  * and accounts the tenant's CPU time from `iso.cpuTime` deltas.
+ *
+ * `cpu_ms` is a CPU-time limit per call, as workerd's is: a call that used more than cpu_ms of the
+ * isolate's CPU fails, and isolated-vm's wall-clock timeout of WALL_FACTOR × cpu_ms stops one that
+ * never returns. A call that was merely descheduled on a busy host (wall time over cpu_ms, little
+ * CPU) is not cut off at cpu_ms, so a loaded machine does not turn healthy requests into 500s.
  *
  * `call()` returns the entry point's primitive result or throws a ProxyError:
  * PRX_ERR_SCRIPT_TIMEOUT (isolate kept), PRX_ERR_SCRIPT_MEMORY (isolate dropped; `epoch` moves on,
@@ -57,6 +62,11 @@ export class InstallError extends Error {
  * also skips V8's parse/compile of it. Freed with the bundle (never released by a generation).
  */
 const codeCache = new WeakMap<TenantBundle, ivm.ExternalCopy<ArrayBuffer>>();
+
+/** The wall-clock backstop of a call, as a multiple of cpu_ms. */
+export const WALL_FACTOR = 2;
+/** A log batch may run cpu_ms per request it carries, but stalls the event loop at most this long (ms). */
+const MAX_BATCH_WALL_MS = 1000;
 
 /** What an entry point returns when its result left through `__sgOut` (bootstrap/main.ts). */
 const LONG_MARKER = '\u0000';
@@ -267,28 +277,29 @@ export class TenantSandbox implements ScriptFiles {
   }
 
   /**
-   * Calls an entry point with primitive arguments and `timeout = cpu_ms`. `keys`/`phases` name the
-   * scripts that may run, for messages.
+   * Calls an entry point with primitive arguments. `keys`/`phases` name the scripts that may run,
+   * for messages. `runs` is how many phase runs the call carries (a log batch: one per request):
+   * a batch is stopped after cpu_ms per run (at least the single call's backstop, at most
+   * MAX_BATCH_WALL_MS) and is not checked per run.
    */
-  call(entry: EntryName, args: Primitive[], keys: ReadonlyArray<string | null>, phases: readonly number[]): unknown {
+  call(entry: EntryName, args: Primitive[], keys: ReadonlyArray<string | null>, phases: readonly number[], runs = 1): unknown {
     const live = this.#ensure();
     this.calls++;
     const t0 = performance.now();
+    const timeout = runs === 1 ? this.cpuMs * WALL_FACTOR : Math.max(this.cpuMs * WALL_FACTOR, Math.min(this.cpuMs * runs, MAX_BATCH_WALL_MS));
+    let used = 0n;
+    let r: unknown;
     try {
       const ref = live.refs[entry];
       // A log batch's shared-dict writes share one LMDB commit (one per batch, not one per request).
       const shared = this.#opts.shared;
-      const r = entry === 'flush' && shared ? shared.writeBatch(() => ref.applySync(undefined, args, { timeout: this.cpuMs })) : ref.applySync(undefined, args, { timeout: this.cpuMs });
-      if (r !== LONG_MARKER) return r;
-      const long = this.#longResult;
-      this.#longResult = undefined;
-      return long;
+      r = entry === 'flush' && shared ? shared.writeBatch(() => ref.applySync(undefined, args, { timeout })) : ref.applySync(undefined, args, { timeout });
     } catch (err) {
-      throw this.#limitError(live, err, keys, phases);
+      throw this.#limitError(live, err, keys, phases, timeout);
     } finally {
       if (!live.iso.isDisposed) {
         const now = live.iso.cpuTime;
-        const used = now - live.cpuSeen;
+        used = now - live.cpuSeen;
         this.cpuNs += used;
         live.cpuSeen = now;
         // A synchronous call blocks the event loop (every tenant's requests) for its wall time, so
@@ -297,30 +308,36 @@ export class TenantSandbox implements ScriptFiles {
         this.#charge(wall > used ? wall : used);
       }
     }
+    const long = r === LONG_MARKER ? this.#longResult : undefined;
+    this.#longResult = undefined;
+    if (runs === 1 && used > BigInt(this.cpuMs) * 1_000_000n) {
+      throw fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_TIMEOUT', `used ${(Number(used) / 1e6).toFixed(1)} ms of CPU, more than tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms)`);
+    }
+    return r === LONG_MARKER ? long : r;
   }
 
-  #limitError(live: Live, err: unknown, keys: ReadonlyArray<string | null>, phases: readonly number[]): ProxyError {
+  #limitError(live: Live, err: unknown, keys: ReadonlyArray<string | null>, phases: readonly number[], timeout: number): ProxyError {
     const message = (err as Error)?.message ?? String(err);
     if (live.iso.isDisposed || /memory limit|disposed/i.test(message)) {
       this.#drop();
       return fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_MEMORY', `exhausted tenant ${this.tenant}'s memory_mb (${this.memoryMb} MB); its isolate is recreated for the next request`);
     }
     if (/timed out/i.test(message)) {
-      // The timeout is wall-clock: report the CPU the call really used, so contention on the host
+      // The backstop is wall-clock: report the CPU the call really used, so contention on the host
       // (a descheduled thread) can be told apart from a script that spins.
       const usedMs = Number(live.iso.cpuTime - live.cpuSeen) / 1e6;
       let running: readonly number[] = phases;
       let inScript = true;
       try {
-        const p = live.refs.where.applySync(undefined, [], { timeout: this.cpuMs });
+        const p = live.refs.where.applySync(undefined, [], { timeout: this.cpuMs * WALL_FACTOR });
         if (typeof p === 'number' && p >= 0) running = [p];
         else if (p === -1) inScript = false;
       } catch {
         /* the phase stays unknown */
       }
       const reason = inScript
-        ? `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped (${usedMs.toFixed(1)} ms CPU used)`
-        : `call was cut off after tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) outside the script's own code (${usedMs.toFixed(1)} ms CPU used: the host was probably overloaded)`;
+        ? `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped after ${timeout} ms (${usedMs.toFixed(1)} ms CPU used)`
+        : `call was cut off after ${timeout} ms (tenant ${this.tenant}'s cpu_ms is ${this.cpuMs} ms) outside the script's own code (${usedMs.toFixed(1)} ms CPU used: the host was probably overloaded)`;
       return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', reason);
     }
     return new ProxyError('PRX_ERR_INTERNAL', `tenant ${this.tenant}: isolate call failed: ${message}`, { cause: err });

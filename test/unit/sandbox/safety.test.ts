@@ -34,6 +34,7 @@ export default function access(ctx: AccessContext) {
     case "/throw": fail("boom"); break;
     case "/throw-string": throw "plain string";
     case "/loop": for (;;) {} break;
+    case "/spin-300": { const end = Date.now() + 300; while (Date.now() < end) {} break; }
     case "/bomb": { const a: unknown[] = []; for (;;) a.push(new Array(1e5).fill(a.length + 0.5)); }
     case "/getter-vars": ctx.vars.x = { get y(): number { for (;;) {} } }; ctx.log.info("v", ctx.vars); break;
     case "/getter-exit": ctx.exit(200, { get body(): string { for (;;) {} } }); break;
@@ -130,6 +131,27 @@ describe('limits', () => {
     expect(err.code).toBe('PRX_ERR_SCRIPT_TIMEOUT');
     expect(err.message).toMatch(/evil\/access\.ts: access script ran past tenant evil's cpu_ms \(200 ms\)/);
     expect(ms).toBeLessThan(1000);
+    evilWorks();
+  });
+  it('cpu_ms limits CPU time: a call that finishes inside the wall-clock backstop but used more CPU than cpu_ms fails', () => {
+    // 300 ms of spinning: more than cpu_ms (200) of CPU, less than the 2 x cpu_ms backstop. On a
+    // machine so busy that the thread got under 200 ms of CPU in those 300 ms, the call passes;
+    // try a few times and require the limit to have been applied at least once.
+    const messages: string[] = [];
+    for (let i = 0; i < 3 && messages.length === 0; i++) {
+      const req = request({ path: '/spin-300' });
+      const s = evil.open(req, f.logger);
+      try {
+        s.requestPhases(req);
+      } catch (err) {
+        if (!isProxyError(err)) throw err;
+        expect(err.code).toBe('PRX_ERR_SCRIPT_TIMEOUT');
+        messages.push(err.message);
+      } finally {
+        s.close();
+      }
+    }
+    expect(messages[0]).toMatch(/evil\/access\.ts: access script (used \d+\.\d ms of CPU, more than tenant evil's cpu_ms \(200 ms\)|ran past tenant evil's cpu_ms)/);
     evilWorks();
   });
   it('a memory bomb is PRX_ERR_SCRIPT_MEMORY; the isolate is recreated for the next request; the other tenant is untouched', () => {
