@@ -6,16 +6,23 @@
  * phases and limits are the same; flow control is nghttp2's, back-pressure the exchange's
  * write()/drain.
  *
+ * CONNECT: SETTINGS_ENABLE_CONNECT_PROTOCOL is announced (RFC 8441), and an extended CONNECT with
+ * `:protocol websocket` goes to the WebSocket handler (h2-websocket.ts); a plain CONNECT (forward
+ * proxying) gets 405 as on HTTP/1.1, another `:protocol` 501.
+ *
  * Limits: `http2_max_concurrent_streams` and `max_header_size` (as SETTINGS_MAX_HEADER_LIST_SIZE)
  * are announced to the client; a connection with no open stream for `keepalive_timeout` is closed
- * with GOAWAY.
+ * with GOAWAY. An open WebSocket stream keeps its connection busy.
  */
 import http2, { type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { LimitsConfig } from '../config/schema.ts';
+import { ALLOW } from './exchange.ts';
 
 export type Http2RequestHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, expectContinue: boolean) => void;
+/** An extended CONNECT with `:protocol websocket` (RFC 8441 §4). */
+export type Http2WebSocketHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
 export class Http2Downstream {
   readonly server: Http2Server;
@@ -23,17 +30,26 @@ export class Http2Downstream {
   readonly #open = new WeakMap<Http2Session, number>();
   #closing = false;
 
-  constructor(limits: LimitsConfig, logger: Logger, onRequest: Http2RequestHandler) {
+  constructor(limits: LimitsConfig, logger: Logger, onRequest: Http2RequestHandler, onWebSocket?: Http2WebSocketHandler) {
     this.server = http2.createServer({
       settings: {
         maxConcurrentStreams: limits.http2_max_concurrent_streams,
         maxHeaderListSize: limits.max_header_size,
         enablePush: false,
+        enableConnectProtocol: onWebSocket !== undefined,
       },
     });
     const server = this.server;
     server.on('request', (req, res) => onRequest(req, res, false));
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    server.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const protocol = req.headers[':protocol'];
+      if (protocol === 'websocket' && onWebSocket) return onWebSocket(req, res);
+      logger.info({ method: 'CONNECT', protocol, target: req.url, client: req.socket?.remoteAddress }, protocol === undefined ? 'CONNECT refused: scriptgate is a reverse proxy' : 'extended CONNECT for an unsupported protocol refused');
+      if (protocol === undefined) res.writeHead(405, { allow: ALLOW, 'content-length': 0 });
+      else res.writeHead(501, { 'content-length': 0 });
+      res.end();
+    });
     server.on('session', (session: Http2Session) => {
       this.#sessions.add(session);
       this.#open.set(session, 0);

@@ -12,8 +12,10 @@
  *   plain, HTTP/1.1 only   → the http server itself (the hot path, unchanged)
  *   plain, `http2: true`   → a net server that sniffs the h2c preface, then hands the socket over
  *   `tls`                  → a tls server; ALPN `h2` → HTTP/2, anything else → HTTP/1.1
- * Upgrade requests (WebSocket) go from `http1`'s `upgrade` event to websocket.ts, which tunnels
- * them; `#dispatch()` is where a connection is given to the protocol that serves it.
+ * Upgrade requests go from `http1`'s `upgrade` event to websocket.ts when they ask for WebSocket,
+ * which tunnels them; an Upgrade to anything else (h2c, …) is served as a plain request
+ * (plain-upgrade.ts). On the HTTP/2 side, an extended CONNECT for WebSocket (RFC 8441) goes to
+ * h2-websocket.ts. `#dispatch()` is where a connection is given to the protocol that serves it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -26,9 +28,11 @@ import type { Generation } from '../control/generation.ts';
 import { ALLOW, Exchange, type ListenerContext } from './exchange.ts';
 import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
+import { proxyHttp2WebSocket } from './h2-websocket.ts';
+import { serveAsPlainRequest } from './plain-upgrade.ts';
 import type { CertificateTable } from './tls-certificates.ts';
 import { trackConnection } from '../observability/metrics.ts';
-import { proxyUpgrade, type TunnelSet } from './websocket.ts';
+import { isWebSocketUpgrade, proxyUpgrade, type TunnelSet } from './websocket.ts';
 
 export interface ListenerOptions {
   config: ListenerConfig;
@@ -110,6 +114,26 @@ function requestLineAt(err: { rawPacket?: Buffer; bytesParsed?: number }): strin
 const kLastResponse = Symbol('scriptgate.lastResponse');
 type Http1Socket = Socket & { _httpMessage?: ServerResponse | null; [kLastResponse]?: ServerResponse };
 
+/**
+ * Runs `fn` once the response still being written on `socket` (to a request pipelined before an
+ * Upgrade) has finished, at once when there is none; never when the connection closes first.
+ */
+function afterPendingResponse(socket: Http1Socket, fn: () => void): void {
+  const pending = socket._httpMessage;
+  if (!pending || pending.writableFinished) return fn();
+  const run = (): void => {
+    socket.off('close', cancel);
+    // node armed its keep-alive timer when that response finished; the upgrade is a request in progress.
+    socket.setTimeout(0);
+    fn();
+  };
+  const cancel = (): void => {
+    pending.off('finish', run);
+  };
+  pending.once('finish', run);
+  socket.once('close', cancel);
+}
+
 /** HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close. */
 function refuseVersion(res: ServerResponse): void {
   res.shouldKeepAlive = false;
@@ -177,25 +201,38 @@ export class Listener {
       res.writeHead(417, { 'content-type': 'text/plain', 'content-length': body.length });
       res.end(req.method === 'HEAD' ? undefined : body);
     });
-    // Upgrade requests (WebSocket) run rewrite/access, then become tunnels: see websocket.ts.
+    // WebSocket upgrades run rewrite/access, then become tunnels (websocket.ts); an Upgrade to
+    // anything else is served as the plain request it also is (plain-upgrade.ts), as nginx does.
     // CONNECT (forward proxying) is not offered, as in Pingora by default: 405, not a silent close.
     this.http1.on('connect', (req: IncomingMessage, socket: Socket) => {
       opts.logger.info({ method: 'CONNECT', target: req.url, client: socket.remoteAddress }, 'CONNECT refused: scriptgate is a reverse proxy');
       socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     });
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      if (req.httpVersionMajor !== 1) return void socket.end('HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels);
+      // The response to a request pipelined before this one may still be going out: it goes first.
+      afterPendingResponse(socket as Http1Socket, () => {
+        if (req.httpVersionMajor !== 1) return void socket.end('HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        if (!isWebSocketUpgrade(req)) return serveAsPlainRequest(this.http1, req, socket, head);
+        proxyUpgrade(opts.current(), lc, req, socket, head, this.#tunnels);
+      });
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => this.#onClientError(err, socket));
     // scriptgate_active_connections{protocol}: only when metrics are on (an admin listener exists).
     if (opts.metrics) this.http1.on('connection', (socket: Socket) => trackConnection('http1', socket));
 
     if (config.http2) {
-      this.http2 = new Http2Downstream(limits, opts.logger, function onHttp2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean) {
-        // The compatibility API offers what the exchange uses of IncomingMessage/ServerResponse.
-        new Exchange(opts.current(), lc, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue).start();
-      });
+      const tunnels = this.#tunnels;
+      this.http2 = new Http2Downstream(
+        limits,
+        opts.logger,
+        function onHttp2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean) {
+          // The compatibility API offers what the exchange uses of IncomingMessage/ServerResponse.
+          new Exchange(opts.current(), lc, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue).start();
+        },
+        function onHttp2WebSocket(req: Http2ServerRequest, res: Http2ServerResponse) {
+          proxyHttp2WebSocket(opts.current(), lc, req, res, tunnels);
+        },
+      );
     }
 
     if (this.http2 && opts.metrics) this.http2.server.on('session', (session: import('node:http2').Http2Session) => trackConnection('h2', session));

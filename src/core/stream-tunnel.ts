@@ -1,11 +1,13 @@
 /**
  * A raw byte tunnel between two connected sockets, used once a WebSocket upgrade succeeded
- * (websocket.ts) and for every TCP stream connection (stream-listener.ts). Runs until both sockets
- * have closed, then calls `onClose` once with the byte counts.
+ * (websocket.ts) and for every TCP stream connection (stream-listener.ts). The client side may
+ * also be an HTTP/2 stream (a WebSocket over HTTP/2, h2-websocket.ts): anything duplex with
+ * `setTimeout`. Runs until both sides have closed, then calls `onClose` once with the byte counts.
  *
  * - Back-pressure both ways: `pipe()` pauses the reading side while the writing side's buffer is full.
- * - Half-close: a FIN from one side ends the other side's writable half (pipe's `end`); the tunnel
- *   lives on in the other direction until that side ends too (sockets made with `allowHalfOpen`).
+ * - Half-close: a FIN (or END_STREAM) from one side ends the other side's writable half (pipe's
+ *   `end`); the tunnel lives on in the other direction until that side ends too (sockets made with
+ *   `allowHalfOpen`).
  * - Idle timeout: no byte either way on the client socket for `idleMs` closes both (0 = none).
  * - An error or reset on either side destroys both.
  *
@@ -13,7 +15,11 @@
  *   startTunnel(client, upstream, { idleMs: 60_000, onClose: (s) => log(s.bytesToClient, s.bytesFromClient) });
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors.ts';
+
+/** The client end of a tunnel: a socket, or an HTTP/2 stream (whose `destroy()` resets it). */
+export type TunnelSide = Duplex & { setTimeout(ms: number): unknown };
 
 export interface TunnelStats {
   /** Bytes written to the client (upstream → client), not counting what the caller wrote before. */
@@ -27,6 +33,8 @@ export interface TunnelStats {
 export interface TunnelOptions {
   /** Close both sides after this many ms without data either way; 0 = never. */
   idleMs: number;
+  /** How a cut (an error, the idle timeout, a hard stop) ends the client side. Default: `destroy()` (an HTTP/2 stream passes RST_STREAM CANCEL). */
+  cutClient?(): void;
   onClose(stats: TunnelStats): void;
 }
 
@@ -37,7 +45,7 @@ export interface Tunnel {
 }
 
 /** Pipes `client` ⇄ `upstream` until both close; see the module comment. */
-export function startTunnel(client: Socket, upstream: Socket, opts: TunnelOptions): Tunnel {
+export function startTunnel(client: TunnelSide, upstream: Socket, opts: TunnelOptions): Tunnel {
   const stats: TunnelStats = { bytesToClient: 0, bytesFromClient: 0, error: '' };
   let open = 2;
   let done = false;
@@ -47,7 +55,8 @@ export function startTunnel(client: Socket, upstream: Socket, opts: TunnelOption
     opts.onClose(stats);
   };
   const destroy = (): void => {
-    client.destroy();
+    if (opts.cutClient) opts.cutClient();
+    else client.destroy();
     upstream.destroy();
   };
   client.on('data', (c: Buffer) => (stats.bytesFromClient += c.length));
@@ -66,7 +75,7 @@ export function startTunnel(client: Socket, upstream: Socket, opts: TunnelOption
     closed();
   });
   upstream.once('close', () => {
-    client.destroySoon();
+    destroySoon(client);
     closed();
   });
   if (opts.idleMs > 0) {
@@ -79,4 +88,11 @@ export function startTunnel(client: Socket, upstream: Socket, opts: TunnelOption
   client.pipe(upstream);
   upstream.pipe(client);
   return { stats, destroy };
+}
+
+/** net.Socket's destroySoon() for any duplex: ends the writable side, destroys once it is flushed. */
+function destroySoon(side: Duplex): void {
+  if (side.writable) side.end();
+  if (side.writableFinished) side.destroy();
+  else side.once('finish', () => side.destroy());
 }

@@ -1,21 +1,27 @@
 /**
- * WebSocket (and any other HTTP/1.1 Upgrade) proxying. Runs on the `upgrade` event of a
- * listener's HTTP/1.1 server, once per Upgrade request, on the generation current at arrival
- * (pinned until the tunnel closes, so a hot reload never cuts it).
+ * WebSocket proxying. Runs once per WebSocket handshake, on the generation current at arrival
+ * (pinned until the tunnel closes, so a hot reload never cuts it): an HTTP/1.1 Upgrade request
+ * (the `upgrade` event of a listener's HTTP/1.1 server) or an HTTP/2 extended CONNECT (RFC 8441,
+ * h2-websocket.ts). The exchange is the same for both; an `UpgradeClient` says how the client is
+ * answered and what the tunnel runs on (`Http1Client` below: the connection itself).
  *
  *   request-prelude (target, Host, route, rewrite + access)   exit/redirect → that response, no tunnel
  *   → connect a target (stream-connect: balancing, health, failover, TLS origination)
  *   → HTTP/1.1 Upgrade request upstream (Host/X-Forwarded-* as for any request, Sec-WebSocket-* kept)
- *   → 101: the 101 goes back and the two sockets are piped (stream-tunnel: back-pressure, idle timeout)
- *     other status: that response goes back, then the connection closes
+ *   → 101: the client's success answer (HTTP/1.1: the 101; HTTP/2: 200) and the two sides are
+ *     piped (stream-tunnel: back-pressure, idle timeout)
+ *     other status: that response goes back, then the connection (or stream) closes
  *   → log phase and the access line when the tunnel (or the refused request) has closed.
  *
- * Default idle timeout: `limits.websocket_idle_timeout` (60s, nginx's proxy_read_timeout).
- * header_filter and body_filter do not run: there is no HTTP response body to filter.
+ * Only `Upgrade: websocket` comes here: the listener serves an Upgrade to anything else (h2c, …)
+ * as a plain request, as nginx does. A handshake with a body is refused with 400 (RFC 6455 §4.1:
+ * a GET without one). Default idle timeout: `limits.websocket_idle_timeout` (60s, nginx's
+ * proxy_read_timeout). header_filter and body_filter do not run: there is no HTTP response body to filter.
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
 import type { Generation } from '../control/generation.ts';
@@ -25,25 +31,153 @@ import { recordRequest, scriptErrors, trackConnection } from '../observability/m
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders } from './hop-by-hop.ts';
-import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
+import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
-import { startTunnel, type Tunnel, type TunnelStats } from './stream-tunnel.ts';
+import { startTunnel, type Tunnel, type TunnelSide, type TunnelStats } from './stream-tunnel.ts';
 
 /** Where a listener keeps its open tunnels, so a hard stop can cut them. */
 export type TunnelSet = Set<Tunnel>;
 
-/** Serves one Upgrade request; see the module comment. Never throws. */
+/**
+ * True when an HTTP/1.1 Upgrade request asks for WebSocket: one of the protocols its Upgrade
+ * header offers (`name[/version]`, comma-separated) is `websocket`, in any case.
+ */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const value = req.headers.upgrade;
+  if (value === undefined) return false;
+  for (const offer of value.split(',')) {
+    const name = offer.trim();
+    const slash = name.indexOf('/');
+    if ((slash < 0 ? name : name.slice(0, slash)).toLowerCase() === 'websocket') return true;
+  }
+  return false;
+}
+
+/**
+ * The client side of a WebSocket handshake: how the exchange answers it and what the tunnel runs
+ * on. `Http1Client` (below) is an HTTP/1.1 connection; h2-websocket.ts has the HTTP/2 stream.
+ */
+export interface UpgradeClient {
+  /** The request as request-prelude reads it (IncomingMessage, or http2's compatibility request). */
+  readonly req: IncomingMessage;
+  /** The client speaks HTTP/2 (Host from :authority, no Transfer-Encoding rules). */
+  readonly h2: boolean;
+  /** The method routes match and the upstream Upgrade request is sent with. */
+  readonly method: string;
+  /** What the tunnel runs on; its 'close' before a tunnel exists ends the exchange. */
+  readonly side: TunnelSide;
+  /** Bytes the client sent after its handshake, forwarded to the upstream once it switched. */
+  readonly early: Buffer;
+  /** A refusal before routing (e.g. a handshake with a body), or nothing. */
+  check(): Refusal | undefined;
+  /** The upstream request's headers, given the proxied ones: adds what asks for the upgrade on the proxy's own hop. */
+  upgradeRequest(headers: string[]): string[];
+  /**
+   * The upstream switched protocols: sends the client its success answer with `headers` (the
+   * 101's end-to-end headers, Via included) and returns what was sent; or a ProxyError when the
+   * 101 is not a valid answer to the request (nothing was sent then).
+   */
+  accept(ures: IncomingMessage, headers: string[]): { status: number; headers: string[] } | ProxyError;
+  /**
+   * The upstream answered without switching: sends its status and `headers` and returns where its
+   * body goes (ended with it, then the client is done); or a ProxyError when that answer cannot be
+   * passed on as it is.
+   */
+  passBack(status: number, reason: string, headers: string[]): Writable | ProxyError;
+  /** A response the proxy makes itself (an exit, an error), then the end; returns the headers sent. */
+  respond(status: number, headers: string[], body: Buffer): string[];
+  /** Cuts the client now (its answer already started). */
+  destroy(): void;
+}
+
+/** Serves one HTTP/1.1 WebSocket Upgrade request; see the module comment. Never throws. */
 export function proxyUpgrade(gen: Generation, lc: ListenerContext, req: IncomingMessage, socket: Socket, head: Buffer, tunnels: TunnelSet): void {
-  new UpgradeExchange(gen, lc, req, socket, head, tunnels).start();
+  new UpgradeExchange(gen, lc, new Http1Client(req, socket, head, lc.metrics), tunnels).start();
+}
+
+/** Starts the exchange for a WebSocket handshake of any client kind (h2-websocket.ts uses it). Never throws. */
+export function proxyWebSocket(gen: Generation, lc: ListenerContext, client: UpgradeClient, tunnels: TunnelSet): void {
+  new UpgradeExchange(gen, lc, client, tunnels).start();
+}
+
+/** An HTTP/1.1 client: answers are written on its socket, and the socket is the tunnel's client side. */
+class Http1Client implements UpgradeClient {
+  readonly req: IncomingMessage;
+  readonly h2 = false;
+  readonly method: string;
+  readonly side: Socket;
+  readonly early: Buffer;
+  readonly #metrics: boolean;
+
+  constructor(req: IncomingMessage, socket: Socket, head: Buffer, metrics: boolean) {
+    this.req = req;
+    this.method = req.method ?? 'GET';
+    this.side = socket;
+    this.early = head;
+    this.#metrics = metrics;
+  }
+
+  check(): Refusal | undefined {
+    // RFC 6455 §4.1: the handshake is a GET without a body. node's parser would hand the body over
+    // as tunnel bytes, and the upstream would wait for one that never comes.
+    const { 'content-length': cl, 'transfer-encoding': te } = this.req.headers;
+    if (te !== undefined || (cl !== undefined && cl !== '0')) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'a WebSocket handshake has no body' };
+    return undefined;
+  }
+
+  upgradeRequest(headers: string[]): string[] {
+    // Upgrade and Connection are hop-by-hop: the proxy asks for the same upgrade on its own hop.
+    headers.push('connection', 'upgrade', 'upgrade', 'websocket');
+    return headers;
+  }
+
+  accept(ures: IncomingMessage, headers: string[]): { status: number; headers: string[] } {
+    const out = headers.concat('connection', 'upgrade', 'upgrade', String(ures.headers.upgrade ?? 'websocket'));
+    this.side.write(responseHead(101, ures.statusMessage || 'Switching Protocols', out));
+    this.side.setNoDelay(true);
+    // Counted once: the HTTP/1.1 connection is a websocket one from now on.
+    if (this.#metrics) trackConnection('websocket', this.side);
+    return { status: 101, headers: out };
+  }
+
+  passBack(status: number, reason: string, headers: string[]): Writable {
+    const out = headers.concat('connection', 'close');
+    // Without Content-Length the body is delimited by the close (the chunked framing was removed).
+    this.side.write(responseHead(status, reason || http.STATUS_CODES[status] || '', out));
+    this.#drain();
+    return this.side;
+  }
+
+  respond(status: number, headers: string[], body: Buffer): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
+      out.push(name, headers[i + 1]!);
+    }
+    out.push('content-length', String(body.length), 'connection', 'close');
+    if (this.side.writable) {
+      this.side.end(Buffer.concat([Buffer.from(responseHead(status, http.STATUS_CODES[status] ?? '', out), 'latin1'), body]));
+      this.#drain();
+    } else this.side.destroy();
+    return out;
+  }
+
+  destroy(): void {
+    this.side.destroy();
+  }
+
+  /** No tunnel will follow: whatever else the client sends is read and dropped, so its FIN is seen and the socket closes. */
+  #drain(): void {
+    this.side.resume();
+  }
 }
 
 class UpgradeExchange {
   readonly #gen: Generation;
   readonly #lc: ListenerContext;
+  readonly #client: UpgradeClient;
   readonly #req: IncomingMessage;
-  readonly #socket: Socket;
-  /** Bytes the client sent after the request head (a first frame), forwarded once connected. */
-  readonly #head: Buffer;
   readonly #tunnels: TunnelSet;
   readonly #start = performance.now();
   #plan: RequestPlan | undefined;
@@ -64,18 +198,17 @@ class UpgradeExchange {
   #error: ErrorCode | '' = '';
   #done = false;
 
-  constructor(gen: Generation, lc: ListenerContext, req: IncomingMessage, socket: Socket, head: Buffer, tunnels: TunnelSet) {
+  constructor(gen: Generation, lc: ListenerContext, client: UpgradeClient, tunnels: TunnelSet) {
     this.#gen = gen;
     this.#lc = lc;
-    this.#req = req;
-    this.#socket = socket;
-    this.#head = head;
+    this.#client = client;
+    this.#req = client.req;
     this.#tunnels = tunnels;
     gen.acquire();
-    socket.on('error', () => {
+    client.side.on('error', () => {
       this.#error ||= 'PRX_ERR_CLIENT_ABORTED';
     });
-    socket.once('close', () => {
+    client.side.once('close', () => {
       // Before the tunnel exists, the client leaving ends everything; afterwards the tunnel reports.
       if (!this.#tunnel) this.#finish();
     });
@@ -91,8 +224,10 @@ class UpgradeExchange {
 
   #begin(): void {
     const req = this.#req;
+    const client = this.#client;
     const plan = (this.#plan = newRequestPlan(req));
-    const refused = readRequestHead(plan, req, this.#lc.limits, false) ?? matchRoute(plan, this.#gen.router, req);
+    plan.method = client.method;
+    const refused = readRequestHead(plan, req, this.#lc.limits, client.h2) ?? client.check() ?? matchRoute(plan, this.#gen.router, req);
     if (refused) return this.#local(refused.status, refused.code, refused.detail);
     const route = plan.route!;
     const scripts = this.#gen.scripts?.route(route.index);
@@ -111,9 +246,7 @@ class UpgradeExchange {
     this.#upstream = upstream;
     const clientIp = req.socket.remoteAddress ?? '';
     const via = this.#gen.config.via;
-    const headers = upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via));
-    // Upgrade and Connection are hop-by-hop: the proxy asks for the same upgrade on its own hop.
-    headers.push('connection', 'upgrade', 'upgrade', String(req.headers.upgrade ?? 'websocket'));
+    const headers = client.upgradeRequest(upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via)));
     const hashKey = upstream.hashKey({ headers, clientIp, path: plan.path });
     this.#connecting = connectUpstream(upstream, { hashKey, alpn: ['http/1.1'] }, (err, conn) => {
       this.#connecting = undefined;
@@ -150,33 +283,38 @@ class UpgradeExchange {
     ureq.end();
   }
 
-  /** 101 from the upstream: send it on and tunnel the two sockets. */
+  /** 101 from the upstream: the client gets its success answer and the two sides are tunnelled. */
   #open(ures: IncomingMessage, usocket: Socket, uhead: Buffer): void {
     this.#tHeader = performance.now();
-    const socket = this.#socket;
-    if (this.#done || socket.destroyed) {
+    const client = this.#client;
+    const side = client.side;
+    if (this.#done || side.destroyed) {
       usocket.destroy();
       return;
     }
     const out = forwardResponseHeaders(ures.headers);
-    out.push('connection', 'upgrade', 'upgrade', String(ures.headers.upgrade ?? this.#req.headers.upgrade ?? 'websocket'));
     const via = this.#gen.config.via;
     if (via) out.push('via', viaEntry(ures.httpVersion, via));
-    this.#status = 101;
-    this.#responseHeaders = out;
-    socket.write(responseHead(101, ures.statusMessage || 'Switching Protocols', out));
+    const sent = client.accept(ures, out);
+    if (isProxyError(sent)) {
+      usocket.destroy();
+      this.#upstream!.failed(this.#target!, sent.code);
+      return this.#fail(sent);
+    }
+    this.#status = sent.status;
+    this.#responseHeaders = sent.headers;
     usocket.setNoDelay(true);
     if (uhead.length) {
-      socket.write(uhead);
+      side.write(uhead);
       this.#bytesSent += uhead.length;
     }
-    if (this.#head.length) {
-      usocket.write(this.#head);
-      this.#bytesReceived += this.#head.length;
+    if (client.early.length) {
+      usocket.write(client.early);
+      this.#bytesReceived += client.early.length;
     }
-    if (this.#lc.metrics) trackConnection('websocket', socket);
-    const tunnel = startTunnel(socket, usocket, {
+    const tunnel = startTunnel(side, usocket, {
       idleMs: this.#lc.limits.websocket_idle_timeout,
+      cutClient: () => client.destroy(),
       onClose: (stats) => this.#closed(stats),
     });
     this.#tunnel = tunnel;
@@ -191,42 +329,35 @@ class UpgradeExchange {
     this.#finish();
   }
 
-  /** The upstream answered without upgrading (403, 426, …): that response goes back, then the connection closes. */
+  /** The upstream answered without upgrading (403, 426, …): that response goes back, then the client is done. */
   #passBack(ures: IncomingMessage, usocket: Socket): void {
     this.#tHeader = performance.now();
-    const socket = this.#socket;
-    if (this.#done || socket.destroyed) {
+    if (this.#done || this.#client.side.destroyed) {
       usocket.destroy();
       return;
     }
     const out = forwardResponseHeaders(ures.headers);
-    out.push('connection', 'close');
     const status = ures.statusCode ?? 502;
+    const body = this.#client.passBack(status, ures.statusMessage ?? '', out);
+    if (isProxyError(body)) {
+      usocket.destroy();
+      this.#upstream!.failed(this.#target!, body.code);
+      return this.#fail(body);
+    }
     this.#status = status;
     this.#responseHeaders = out;
-    // Without Content-Length the body is delimited by the close (the chunked framing was removed).
-    socket.write(responseHead(status, ures.statusMessage || http.STATUS_CODES[status] || '', out));
     ures.on('data', (c: Buffer) => (this.#bytesSent += c.length));
-    ures.pipe(socket);
+    ures.pipe(body);
     ures.once('end', () => usocket.destroy());
-    ures.once('error', () => socket.destroy());
+    ures.once('error', () => this.#client.destroy());
   }
 
-  /** A response the proxy makes itself (a script's exit, an error), then the connection closes. */
+  /** A response the proxy makes itself (a script's exit, an error), then the client is done. */
   #respond(status: number, headers: string[], body: string | Uint8Array): void {
     this.#status = status;
     const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const out: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!.toLowerCase();
-      if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
-      out.push(name, headers[i + 1]!);
-    }
-    out.push('content-length', String(buf.length), 'connection', 'close');
-    this.#responseHeaders = out;
     this.#bytesSent = buf.length;
-    if (this.#socket.writable) this.#socket.end(Buffer.concat([Buffer.from(responseHead(status, http.STATUS_CODES[status] ?? '', out), 'latin1'), buf]));
-    else this.#socket.destroy();
+    this.#responseHeaders = this.#client.respond(status, headers, buf);
   }
 
   #local(status: number, code: ErrorCode, detail?: string): void {
@@ -238,7 +369,7 @@ class UpgradeExchange {
     if (this.#done) return;
     if (this.#status) {
       // The upstream's own answer already started: cut it rather than splice a second response in.
-      this.#socket.destroy();
+      this.#client.destroy();
       return;
     }
     const e = isProxyError(err) ? err : new ProxyError('PRX_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
@@ -251,7 +382,7 @@ class UpgradeExchange {
     this.#local(e.status, e.code, e.source === 'script' ? 'script error' : undefined);
   }
 
-  /** Runs once, when the client connection has closed (tunnel ended, or the request was answered). */
+  /** Runs once, when the client side has closed (tunnel ended, or the request was answered). */
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
@@ -296,6 +427,7 @@ class UpgradeExchange {
           route: plan?.route?.name,
           upstream: this.#target?.address,
           websocket: true,
+          ...(this.#client.h2 ? { http2: true } : {}),
           ...(this.#error ? { error: this.#error } : {}),
         },
         'access',

@@ -167,13 +167,29 @@ export function recordRequest(route: string, method: string, status: number, abo
   if (bytesIn > 0) requestBytes.inc({ route }, bytesIn);
 }
 
+/** The protocol each open connection is counted under (see trackConnection). */
+const countedAs = new WeakMap<object, ConnectionProtocol>();
+
 /**
- * Counts a client connection in `activeConnections` until it closes. Called by the listener (and
- * the WebSocket upgrade) only when metrics are on: a socket, an HTTP/2 session or a WebSocket.
+ * Counts a client connection in `activeConnections` under `protocol` until it closes. Called by the
+ * listener (and the WebSocket upgrade) only when metrics are on: a socket, an HTTP/2 session or a
+ * WebSocket. A connection is counted once: tracking one that is counted already moves it to
+ * `protocol` (an HTTP/1.1 connection that became a WebSocket tunnel counts as websocket only), or
+ * does nothing when the protocol is the same (a socket handed back to the HTTP/1.1 server).
  */
 export function trackConnection(protocol: ConnectionProtocol, conn: { once(event: 'close', fn: () => void): unknown }): void {
+  const before = countedAs.get(conn);
+  if (before === protocol) return;
+  countedAs.set(conn, protocol);
   activeConnections.inc({ protocol });
-  conn.once('close', () => activeConnections.dec({ protocol }));
+  if (before !== undefined) {
+    activeConnections.dec({ protocol: before });
+    return;
+  }
+  conn.once('close', () => {
+    activeConnections.dec({ protocol: countedAs.get(conn)! });
+    countedAs.delete(conn);
+  });
 }
 
 /** Metrics text of this process, or the sum over the cluster's workers when called in a primary. */

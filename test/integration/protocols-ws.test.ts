@@ -2,46 +2,24 @@
  * WebSocket through the proxy with real `ws` clients and servers: frames both ways (a 5 MB binary
  * message for back-pressure), access scripts guarding the upgrade, the log phase at close, the
  * idle timeout, a tunnel surviving a hot reload and a graceful shutdown, and an upstream that
- * refuses the upgrade.
+ * refuses the upgrade. Upgrades to anything else (h2c from curl --http2, unknown tokens) served as
+ * plain requests, handshakes with a body refused, and a tunnel counted once in the metrics.
+ * WebSocket over HTTP/2 is in protocols-ws-h2.test.ts.
  */
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http from 'node:http';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { createReloader } from '../../src/control/reload.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { metricsText } from '../../src/observability/metrics.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
+import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
 import { rawRequest, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
+import { roundTrip, startWsOrigin } from '../helpers/ws.ts';
 
 const TS = 'import type * as api from "scriptgate/runtime-api";\n';
-
-interface WsOrigin {
-  address: string;
-  server: WebSocketServer;
-  /** Upgrade requests the origin accepted, in order. */
-  upgrades: IncomingMessage[];
-}
-
-/** A ws echo server on 127.0.0.1:0 that prefixes text messages with `name:`. */
-async function startWsOrigin(name = 'o'): Promise<WsOrigin> {
-  const upgrades: IncomingMessage[] = [];
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 16 << 20, handleProtocols: (p) => (p.has('chat') ? 'chat' : false) });
-  server.on('connection', (ws, req) => {
-    upgrades.push(req);
-    ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `${name}:${data.toString()}`, { binary: isBinary }));
-  });
-  await once(server, 'listening');
-  onTestFinished(
-    () =>
-      new Promise<void>((r) => {
-        for (const c of server.clients) c.terminate();
-        server.close(() => r());
-      }),
-  );
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, server, upgrades };
-}
 
 function wsConfig(origin: string, route = '', limits = ''): string {
   return `listen:\n  - address: 127.0.0.1:0\n${limits}log: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin}"]\nroutes:\n  - name: ws\n    upstream: up\n${route}`;
@@ -57,14 +35,6 @@ async function connect(port: number, path = '/chat', opts: WebSocket.ClientOptio
     ws.once('error', reject);
   });
   return ws;
-}
-
-/** Sends one message and resolves with the next message received. */
-async function roundTrip(ws: WebSocket, data: string | Buffer): Promise<{ data: Buffer; isBinary: boolean }> {
-  const reply = once(ws, 'message') as Promise<[Buffer, boolean]>;
-  ws.send(data, { binary: typeof data !== 'string' });
-  const [d, isBinary] = await reply;
-  return { data: d, isBinary };
 }
 
 /** The status an upgrade attempt gets when the handshake fails (0 when it opens). */
@@ -261,5 +231,131 @@ describe('WebSocket', () => {
     const closed = once(ws2, 'close');
     await second.server.shutdown(true, 200);
     await closed;
+  });
+});
+
+describe('Upgrade requests that are not WebSocket, and handshakes with a body', () => {
+  const H2C_UPGRADE = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+
+  it('an h2c upgrade with a body (curl --http2) is a plain HTTP/1.1 request: body proxied, header_filter run, Upgrade and HTTP2-Settings not forwarded, keep-alive kept', async () => {
+    const origin = await startOrigin((req, res, body) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`got ${req.method} ${req.url} [${body.toString()}]`);
+    });
+    const { port } = await startProxy(wsConfig(origin.address, '    header_filter_by_script: hf.ts\n'), {
+      'hf.ts': `${TS}export default function (ctx: api.HeaderFilterContext) { ctx.response.headers.set('x-filtered', 'yes'); }`,
+    });
+    // The body, then a pipelined second request on the same connection.
+    const raw = await rawRequest(
+      port,
+      `POST /up?x=1 HTTP/1.1\r\nHost: h.test\r\n${H2C_UPGRADE}Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello` + 'GET /second HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n',
+    );
+    expect(raw.timedOut).toBe(false);
+    const [first, second] = raw.text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    expect(statusOf(first!)).toBe(200);
+    expect(first).not.toMatch(/\r\nupgrade:/i);
+    expect(first).toMatch(/\r\nx-filtered: yes\r\n/i);
+    expect(first).toContain('got POST /up?x=1 [hello]');
+    expect(statusOf(second!)).toBe(200);
+    expect(second).toContain('got GET /second []');
+    expect(origin.seen).toHaveLength(2);
+    const seen = origin.seen.find((r) => r.method === 'POST')!;
+    expect(seen.body.toString()).toBe('hello');
+    expect(seen.headers.upgrade).toBeUndefined();
+    expect(seen.headers['http2-settings']).toBeUndefined();
+    expect(String(seen.headers.connection ?? '')).not.toMatch(/upgrade/i);
+    expect(seen.headers['content-type']).toBe('text/plain');
+  });
+
+  it('an h2c upgrade pipelined behind a slow request is answered after it, in order', async () => {
+    const origin = await startOrigin((req, res, body) => {
+      const answer = () => res.end(`${req.url} [${body.toString()}]`);
+      if (req.url === '/slow') setTimeout(answer, 200);
+      else answer();
+    });
+    const { port } = await startProxy(wsConfig(origin.address));
+    const raw = await rawRequest(port, `GET /slow HTTP/1.1\r\nHost: h.test\r\n\r\nPOST /up HTTP/1.1\r\nHost: h.test\r\n${H2C_UPGRADE}Content-Length: 2\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\r\nhi`);
+    expect(raw.timedOut).toBe(false);
+    const [first, second] = raw.text.split(/(?=HTTP\/1\.1 \d{3} )/);
+    expect(first).toContain('/slow []');
+    expect(second).toContain('/up [hi]');
+  });
+
+  it('an unknown Upgrade token gets the plain response; Connection: close next to upgrade still closes', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(wsConfig(origin.address));
+    const raw = await rawRequest(port, 'GET /thing HTTP/1.1\r\nHost: h.test\r\nConnection: upgrade, close\r\nUpgrade: TLS/1.2, foo\r\n\r\n');
+    expect(raw.timedOut).toBe(false);
+    expect(statusOf(raw.text)).toBe(200);
+    expect(raw.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(raw.text).toContain('origin:o GET /thing');
+    expect(origin.seen[0]!.headers.upgrade).toBeUndefined();
+  });
+
+  it('curl --http2 over cleartext gets an HTTP/1.1 answer with its body proxied, on a plain listener and on one with http2: true', async () => {
+    const origin = await startOrigin((req, res, body) => res.end(`${req.method} ${body.length}`));
+    const { execFile } = await import('node:child_process');
+    for (const listener of ['', '    http2: true\n']) {
+      const { port } = await startProxy(wsConfig(origin.address).replace('  - address: 127.0.0.1:0\n', `  - address: 127.0.0.1:0\n${listener}`));
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('curl', ['-sS', '--http2', '--max-time', '5', '-d', 'hello', '-w', '\n%{http_version} %{http_code}', `http://127.0.0.1:${port}/c`], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      expect(out).toBe('POST 5\n1.1 200');
+    }
+    expect(origin.seen).toHaveLength(2);
+    expect(origin.seen.map((r) => r.headers.upgrade)).toEqual([undefined, undefined]);
+  });
+
+  it('a WebSocket handshake with a body gets 400 and never reaches the origin', async () => {
+    const origin = await startWsOrigin();
+    const { port } = await startProxy(wsConfig(origin.address));
+    const key = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const sized = await rawRequest(port, `POST /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}Content-Length: 5\r\n\r\nhello`);
+    expect(sized.timedOut).toBe(false);
+    expect(statusOf(sized.text)).toBe(400);
+    expect(sized.text).toMatch(/a WebSocket handshake has no body/);
+    const chunked = await rawRequest(port, `GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+    expect(statusOf(chunked.text)).toBe(400);
+    expect(origin.upgrades).toHaveLength(0);
+    // Content-Length: 0 is no body: that handshake goes through.
+    const ws = await connect(port, '/chat', { headers: { 'content-length': '0' } });
+    expect((await roundTrip(ws, 'ok')).data.toString()).toBe('o:ok');
+  });
+
+  it('a refused upgrade still runs the log phase once the client has its answer', async () => {
+    const origin = await startWsOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      wsConfig(origin.address, '    access_by_script: deny.ts\n    log_by_script: log.ts\n'),
+      {
+        'deny.ts': `${TS}export default function (ctx: api.AccessContext) { return ctx.exit(403, { body: 'no\\n' }); }`,
+        'log.ts': `${TS}export default function (ctx: api.LogContext) { ctx.log.info('refused upgrade logged', { status: ctx.response.status }); }`,
+      },
+      logs.logger,
+    );
+    expect(await upgradeStatus(port)).toEqual({ status: 403, body: 'no\n' });
+    expect(await logs.waitFor((l) => l.msg === 'refused upgrade logged')).toMatchObject({ status: 403 });
+  });
+});
+
+describe('WebSocket connections in scriptgate_active_connections', () => {
+  it('a tunnel counts once, as websocket, and not as http1 as well; it is gone when the tunnel closes', async () => {
+    const origin = await startWsOrigin();
+    const { port } = await startProxy(wsConfig(origin.address).replace('log: { level: silent }\n', 'log: { level: silent }\nadmin: { address: 127.0.0.1:0 }\n'));
+    const active = async (protocol: string) => sumOf(parsePrometheusText(await metricsText(false)), 'scriptgate_active_connections', { protocol });
+    const ws = await connect(port);
+    await roundTrip(ws, 'hi');
+    expect(await active('websocket')).toBe(1);
+    expect(await active('http1')).toBe(0);
+    // A kept-alive HTTP/1.1 connection beside it counts as http1.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    await new Promise<void>((resolve, reject) => http.get({ host: '127.0.0.1', port, path: '/plain', agent }, (res) => res.resume().on('end', resolve)).on('error', reject));
+    expect(await active('http1')).toBe(1);
+    expect(await active('websocket')).toBe(1);
+    ws.close();
+    await once(ws, 'close');
+    await expect.poll(() => active('websocket')).toBe(0);
+    expect(await active('http1')).toBe(1);
   });
 });
