@@ -117,11 +117,16 @@ routes:
     expect(r.status).toBe(200);
     const file = path.join(dir, 'logs/access.log');
     let text = '';
-    for (let i = 0; i < 500 && !text.includes('rid-file'); i++) {
+    // The line is written by pino's file stream: poll (bounded in time, not in turns, so a busy
+    // machine does not fail the test) until it is there.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
       flushLogger();
       text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-      if (!text.includes('rid-file')) await new Promise((res) => setImmediate(res));
+      if (text.includes('rid-file')) break;
+      await new Promise((res) => setTimeout(res, 5));
     }
+    expect(text).toContain('rid-file');
     const line = JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(line).toMatchObject({
       msg: 'access',
