@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ProxyError } from '../errors.ts';
 import { PHASE_ID, type WireBalancerResult, type WireBodyEnvelope, type WireError, type WireHeadResult, type WireLog, type WireRequestResult } from '../sandbox/wire.ts';
 import type { BalancerChoice, BalancerInput, LogSummary, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from './contract.ts';
-import { balancerRecord, checkHeaderList, checkStatus, checkString, initRecord, parseResult, responseRecord } from './wire-codec.ts';
+import { balancerRecord, checkHeaderList, checkStatus, checkString, headerLines, initRecord, parseResult, responseRecord } from './wire-codec.ts';
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
 import { ScriptLogSink } from './script-log.ts';
@@ -90,7 +90,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     if (o.p !== undefined) r.path = checkString(o.p, 'path');
     if (o.q !== undefined) r.query = checkString(o.q, 'query');
     if (o.u !== undefined) r.upstream = checkString(o.u, 'upstream');
-    if (o.h !== undefined) r.headers = checkHeaderList(o.h, 'request headers');
+    if (o.h !== undefined) r.headers = headerLines(o.h, 'request headers');
     return r;
   }
 
@@ -123,7 +123,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     if (o.e) throw rs.sandbox.scriptError(rs.keys, o.e);
     const next: ResponseHead = {
       status: o.s === undefined ? head.status : checkStatus(o.s, 'response status'),
-      headers: o.h === undefined ? head.headers : checkHeaderList(o.h, 'response headers'),
+      headers: o.h === undefined ? head.headers : headerLines(o.h, 'response headers'),
     };
     this.#head = next;
     return next;
@@ -179,7 +179,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
       if (o.s !== undefined || o.h !== undefined) {
         next = {
           status: o.s === undefined ? head.status : checkStatus(o.s, 'response status'),
-          headers: o.h === undefined ? head.headers : checkHeaderList(o.h, 'response headers'),
+          headers: o.h === undefined ? head.headers : headerLines(o.h, 'response headers'),
         };
         this.#head = next;
       }

@@ -33,6 +33,18 @@ export function checkHeaderList(v: unknown, what: string): string[] {
   return v as string[];
 }
 
+/**
+ * The header list of a result (names and values joined by '\n', '' = none). Throws
+ * PRX_ERR_SCRIPT_RESULT unless it is a string that splits into name/value pairs.
+ */
+export function headerLines(v: unknown, what: string): string[] {
+  if (typeof v !== 'string') throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: malformed header list from the sandbox`);
+  if (v === '') return [];
+  const list = v.split('\n');
+  if (list.length % 2 !== 0) throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: malformed header list from the sandbox`);
+  return list;
+}
+
 export function checkString(v: unknown, what: string): string {
   if (typeof v !== 'string') throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `${what}: expected a string from the sandbox`);
   return v;

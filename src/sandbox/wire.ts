@@ -57,7 +57,8 @@ export interface WireRequestResult {
   m?: string;
   p?: string;
   q?: string;
-  h?: string[];
+  /** The whole header list after the scripts, names and values joined by '\n' (neither may contain one). */
+  h?: string;
   u?: string;
   /** Exit status; xh/xb/xbin describe the response (xbin: xb is latin1 bytes). */
   x?: number;
@@ -79,7 +80,8 @@ export interface WireBalancerResult {
 
 export interface WireHeadResult {
   s?: number;
-  h?: string[];
+  /** The whole header list, names and values joined by '\n' (neither may contain one). */
+  h?: string;
   l?: WireLog[];
   e?: WireError;
 }

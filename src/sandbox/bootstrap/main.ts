@@ -109,7 +109,7 @@ function req(sid: number, init: string): string {
       if (c & CHANGED_PATH) out.p = s.path;
       if (c & CHANGED_QUERY) out.q = s.query;
       if (c & CHANGED_UPSTREAM) out.u = s.upstream;
-      if (headerListDirty(s.headers)) out.h = headerListRaw(s.headers);
+      if (headerListDirty(s.headers)) out.h = headerListRaw(s.headers).join('\n');
     }
   } catch (e) {
     out = { e: describeError(e, phase) };
@@ -150,7 +150,7 @@ function res(sid: number, init: string, record: string): string {
     const r = (s.response = responseFromRecord(record, false));
     runPhase(s, PHASE_ID.header_filter);
     if (r.statusChanged) out.s = r.status;
-    if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers);
+    if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers).join('\n');
   } catch (e) {
     out = { e: describeError(e, PHASE_ID.header_filter) };
   }
@@ -221,7 +221,7 @@ function rs(sid: number, init: string, record: string, chunk: string | null, eof
       const r = (s.response = responseFromRecord(record, false));
       runPhase(s, PHASE_ID.header_filter);
       if (r.statusChanged) out.s = r.status;
-      if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers);
+      if (headerListDirty(r.headers)) out.h = headerListRaw(r.headers).join('\n');
     } else {
       s.response = responseFromRecord(record, true);
     }
