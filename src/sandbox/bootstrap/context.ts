@@ -18,6 +18,7 @@ import {
   CHANGED_QUERY,
   CHANGED_UPSTREAM,
   ResponseHeadState,
+  responseFromRecord,
   type RequestState,
 } from './request-state.ts';
 
@@ -233,7 +234,12 @@ export class Ctx {
 
   get response(): ResponseView {
     allow(RESPONSE_PHASES, 'ctx.response');
-    const r = this.#s.response ?? EMPTY_RESPONSE;
+    const s = this.#s;
+    if (s.responseRecord) {
+      s.response = responseFromRecord(s.responseRecord, true);
+      s.responseRecord = '';
+    }
+    const r = s.response ?? EMPTY_RESPONSE;
     if (this.#responseOf !== r) {
       this.#responseOf = r;
       this.#response = new ResponseView(r);

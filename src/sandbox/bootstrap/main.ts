@@ -253,7 +253,7 @@ function flush(batchJson: string): string {
     let err: WireError | 0 = 0;
     try {
       const s = state(sid, rec[1]);
-      s.response = responseFromRecord(`${rec[2]}${rec[11] ? `\n${rec[11]}` : ''}`, true);
+      s.responseRecord = rec[11] ? `${rec[2]}\n${rec[11]}` : String(rec[2]);
       s.summary = {
         status: rec[2],
         bytesSent: rec[3],

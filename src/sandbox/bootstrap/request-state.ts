@@ -84,6 +84,8 @@ export class RequestState {
   vars: Record<string, unknown> = {};
   exit: ExitResponse | null = null;
   response: ResponseHeadState | null = null;
+  /** A read-only response record not parsed yet (the log phase's): parsed on first ctx.response. */
+  responseRecord = '';
   summary: LogSummaryState | null = null;
   /** The script-facing ctx, created on first use. */
   ctx: object | null = null;
