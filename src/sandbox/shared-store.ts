@@ -12,6 +12,17 @@
  * folder's `owner.pid` names the live primary).
  * Folders of instances whose primary is gone are removed when any instance opens its store.
  *
+ * Across processes: every write transaction, and the opening of the environment, hold the
+ * store's *gate*: the write lock of a second LMDB environment in the folder (`gate.mdb`) in which
+ * nothing is ever written, used only as a cross-process mutex. Reason: the LMDB fork bundled by
+ * `lmdb` (0.9.90) still has OpenLDAP ITS#9496, fixed upstream: a process opening the environment
+ * stores, without the write lock, the last transaction id it read at open into the lock file. A
+ * commit by another process in between (a new cluster worker or an upgrade's successor starting
+ * under load) is then lost, and with `useWritemap` the following writers reuse the rewound ids and
+ * update committed pages in place: lost updates, diverging values, a counter going backwards
+ * (test/integration/shared-dict-open-race.test.ts). Under the gate no commit falls in that window.
+ * It costs one uncontended mutex per write (well under a µs); reads take no lock.
+ *
  * Semantics: reads never write (an expired entry reads as absent); each write (`set`, `add`,
  * `incr`, `delete`) is one LMDB write transaction, atomic across workers (`writeBatch` folds many
  * into one, for deferred log phases). `incr(key, by, init, ttl)`: the TTL applies only when the key
@@ -25,7 +36,7 @@
  *   store.release();                                  // with the generation
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import cluster from 'node:cluster';
@@ -82,15 +93,36 @@ const opened = new Map<string, SharedStore>();
 export class SharedStore {
   readonly dir: string;
   readonly #root: RootDatabase;
+  /** Never written: its write lock is the cross-process gate (see the module comment). */
+  readonly #gate: RootDatabase;
   #dicts: Readonly<Record<string, DictConfig>>;
   readonly #dbs = new Map<string, Database<Entry, string>>();
   #refs = 0;
   #batchDepth = 0;
+  #gateDepth = 0;
 
   private constructor(dir: string, dicts: Record<string, DictConfig>) {
     this.dir = dir;
     this.#dicts = dicts;
-    this.#root = open({ path: dir, maxDbs: 4096, noSync: true, noMetaSync: true, useWritemap: true, mapSize: 1 << 30, compression: false });
+    this.#gate = open({ path: path.join(dir, GATE_FILE), noSubdir: true, noSync: true, mapSize: 1 << 20, compression: false });
+    try {
+      this.#root = this.#gated(() => open({ path: dir, noSubdir: false, maxDbs: 4096, noSync: true, noMetaSync: true, useWritemap: true, mapSize: 1 << 30, compression: false }));
+    } catch (err) {
+      void this.#gate.close();
+      throw err;
+    }
+  }
+
+  /** Runs `fn` holding the gate (re-entrant). Every commit and the environment's opening go through here. */
+  #gated<T>(fn: () => T): T {
+    if (this.#gateDepth > 0) return fn();
+    this.#gateDepth++;
+    try {
+      // An empty write transaction: it commits nothing, so the gate's own state never changes.
+      return this.#gate.transactionSync(fn);
+    } finally {
+      this.#gateDepth--;
+    }
   }
 
   /**
@@ -108,7 +140,12 @@ export class SharedStore {
     if (!store) {
       if (!dirOverride) removeStale(primary);
       store = new SharedStore(dir, dicts);
-      if (!cluster.isWorker) writeFileSync(path.join(dir, OWNER_FILE), String(process.pid));
+      if (!cluster.isWorker) {
+        // Atomically (write, then rename): another instance's removeStale must never read it empty.
+        const tmp = path.join(dir, `${OWNER_FILE}.${process.pid}`);
+        writeFileSync(tmp, String(process.pid));
+        renameSync(tmp, path.join(dir, OWNER_FILE));
+      }
       opened.set(dir, store);
     } else {
       store.#dicts = dicts;
@@ -129,7 +166,8 @@ export class SharedStore {
     const name = `${tenant}/${dict}`;
     let db = this.#dbs.get(name);
     if (!db) {
-      db = this.#root.openDB<Entry, string>({ name, compression: false });
+      // Opening a dict that does not exist yet creates it: a commit.
+      db = this.#gated(() => this.#root.openDB<Entry, string>({ name, compression: false }));
       this.#dbs.set(name, db);
     }
     return [db, this.#dicts[dict]!];
@@ -138,7 +176,7 @@ export class SharedStore {
   /** Runs `fn` in one write transaction (nested writes join it). */
   #write<T>(db: Database<Entry, string>, fn: () => T): T {
     if (this.#batchDepth > 0) return fn();
-    return db.transactionSync(fn);
+    return this.#gated(() => db.transactionSync(fn));
   }
 
   /** Room for one more key: true when below capacity, after dropping expired entries if needed. */
@@ -220,17 +258,19 @@ export class SharedStore {
   writeBatch<T>(fn: () => T): T {
     if (this.#batchDepth > 0) return fn();
     let failed: { err: unknown } | undefined;
-    const out = this.#root.transactionSync(() => {
-      this.#batchDepth++;
-      try {
-        return fn();
-      } catch (err) {
-        failed = { err };
-        return undefined as T;
-      } finally {
-        this.#batchDepth--;
-      }
-    });
+    const out = this.#gated(() =>
+      this.#root.transactionSync(() => {
+        this.#batchDepth++;
+        try {
+          return fn();
+        } catch (err) {
+          failed = { err };
+          return undefined as T;
+        } finally {
+          this.#batchDepth--;
+        }
+      }),
+    );
     if (failed) throw failed.err;
     return out;
   }
@@ -241,10 +281,12 @@ export class SharedStore {
     opened.delete(this.dir);
     this.#dbs.clear();
     void this.#root.close();
+    void this.#gate.close();
   }
 }
 
 const OWNER_FILE = 'owner.pid';
+const GATE_FILE = 'gate.mdb';
 
 /** Removes store folders (of any config) whose instance's primary process is gone. */
 function removeStale(self: number): void {
