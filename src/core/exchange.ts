@@ -117,6 +117,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     res.once('close', () => this.#finish());
   }
 
+  /**
+   * The request's logger for script lines and failures (reqId, route, tenant, the tenant's
+   * log_level), made on first use: a pino child costs microseconds and most requests log nothing.
+   */
+  #requestLogger(): Logger {
+    if (this.#logger) return this.#logger;
+    const route = this.#route!;
+    const level = this.#gen.config.tenants[route.config.tenant]?.log_level;
+    this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant }, level ? { level } : undefined);
+    return this.#logger;
+  }
+
   /** Runs the request up to the upstream dispatch (or a local answer). */
   start(): void {
     try {
@@ -160,9 +172,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (scripts) {
       this.#scripts = scripts;
       const sreq = scriptRequestOf(plan, req, this.#lc.scheme);
-      const level = this.#gen.config.tenants[route.config.tenant]?.log_level;
-      this.#logger = this.#lc.logger.child({ reqId: this.#id, route: route.name, tenant: route.config.tenant }, level ? { level } : undefined);
-      this.#session = scripts.open(sreq, this.#logger);
+      this.#session = scripts.open(sreq, () => this.#requestLogger());
       if (this.#lc.metrics || this.#tracing) this.#session = observeSession(this.#session, scripts.has, route.config.tenant, this.#lc.metrics, this.#tracing);
       const exit = runRequestScripts(scripts, this.#session, sreq, plan);
       if (exit) return this.#exit(exit.status, exit.headers, exit.body);
@@ -544,7 +554,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const e = err as ProxyError;
     if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#route?.config.tenant ?? 'default', code: e.code ?? 'PRX_ERR_SCRIPT' });
     reportScriptError(e, { route: this.#route?.name, tenant: this.#route?.config.tenant, reqId: this.#id });
-    (this.#logger ?? this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
+    (this.#route ? this.#requestLogger() : this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
   }
 
   // ---- the end ----

@@ -148,8 +148,12 @@ export interface ScriptSession {
 export interface RouteScripts {
   /** Which phases this route defines; the core skips every other one at zero cost. */
   has: Readonly<Record<Phase, boolean>>;
-  /** Starts a request's session. `logger` is the request's child logger (has reqId). */
-  open(req: ScriptRequest, logger: Logger): ScriptSession;
+  /**
+   * Starts a request's session. `logger` is the request's child logger (has reqId), or a function
+   * that makes it: called only when a script logs or fails, so most requests never pay for a
+   * pino child logger.
+   */
+  open(req: ScriptRequest, logger: Logger | (() => Logger)): ScriptSession;
 }
 
 /** All tenants' isolates and compiled scripts of one generation. */

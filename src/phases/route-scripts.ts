@@ -38,7 +38,7 @@ export class RouteScriptsImpl implements RouteScripts {
     return this.sandbox.tenant;
   }
 
-  open(req: ScriptRequest, logger: Logger): ScriptSession {
+  open(req: ScriptRequest, logger: Logger | (() => Logger)): ScriptSession {
     const sid = nextSid;
     nextSid = nextSid >= 0x3fffffff ? 1 : nextSid + 1;
     return new ScriptSessionImpl(this, sid, req, logger);

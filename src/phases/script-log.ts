@@ -11,17 +11,25 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 const RESERVED = new Set(['tenant', 'route', 'reqId', 'level', 'time', 'msg', 'pid', 'hostname']);
 
 export class ScriptLogSink {
-  readonly #base: Logger;
-  readonly #bindings: { tenant: string; route: string };
+  readonly #base: Logger | (() => Logger);
+  readonly #tenant: string;
+  readonly #route: string;
   #child: Logger | undefined;
 
-  constructor(base: Logger, tenant: string, route: string) {
+  /** `base` may be a function making the request logger (called on the first line only). */
+  constructor(base: Logger | (() => Logger), tenant: string, route: string) {
     this.#base = base;
-    this.#bindings = { tenant, route };
+    this.#tenant = tenant;
+    this.#route = route;
   }
 
   get logger(): Logger {
-    return (this.#child ??= this.#base.child(this.#bindings));
+    if (this.#child) return this.#child;
+    const base = typeof this.#base === 'function' ? this.#base() : this.#base;
+    // A request logger made by the core already carries tenant and route.
+    const bound = base.bindings() as { tenant?: unknown; route?: unknown };
+    this.#child = bound.tenant === this.#tenant && bound.route === this.#route ? base : base.child({ tenant: this.#tenant, route: this.#route });
+    return this.#child;
   }
 
   emit(entries: readonly WireLog[], phase: string): void {

@@ -37,7 +37,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   #logged = false;
   #closed = false;
 
-  constructor(rs: RouteScriptsImpl, sid: number, req: ScriptRequest, logger: Logger) {
+  constructor(rs: RouteScriptsImpl, sid: number, req: ScriptRequest, logger: Logger | (() => Logger)) {
     this.#rs = rs;
     this.#sid = sid;
     this.#req = req;
