@@ -49,6 +49,16 @@ describe('patched isolated-vm timer', () => {
     expect(wakes).toBeLessThan(calls / 5);
   });
 
+  it('survives a long burst of timed calls (many finished timers dropped at once, without deep recursion)', () => {
+    // 200,000 back-to-back calls with a 100 ms timeout leave tens of thousands of finished timers
+    // queued each time the timer thread wakes; an earlier version of the patch dropped them
+    // recursively and overflowed the thread's stack (a segfault that killed the process).
+    let sum = 0;
+    const calls = 200_000;
+    for (let i = 0; i < calls; i++) sum += add.applySync(undefined, [1, 0], { timeout: 100 }) as number;
+    expect(sum).toBe(calls);
+  });
+
   it('still stops a call that runs past its timeout right after a burst of finished calls', () => {
     for (let i = 0; i < 5000; i++) add.applySync(undefined, [i, 1], { timeout: 30 });
     const t0 = performance.now();

@@ -97,7 +97,13 @@ struct timer_thread_t {
 			std::this_thread::sleep_until(next_timeout);
 			lock.lock();
 			next_timeout = std::chrono::steady_clock::now();
-			run_next(lock);
+			// scriptgate patch: timers whose owner is gone (the call finished) are dropped whenever
+			// this thread is awake, instead of waking it at each of their deadlines, so it sleeps until
+			// a live timer is due rather than waking once per finished call. Dropping is a loop (no
+			// callbacks run), and only a timer that is due runs, as before.
+			drop_finished();
+			maybe_run_next(lock);
+			drop_finished();
 			if (queue.empty()) {
 				auto ii = shared_state->threads.find(this);
 				assert(ii != shared_state->threads.end());
@@ -111,11 +117,15 @@ struct timer_thread_t {
 		}
 	}
 
+	// Requires lock. scriptgate patch: pops finished timers at the head of the queue.
+	void drop_finished() {
+		while (!queue.empty() && !queue.top()->is_alive) {
+			queue.pop();
+		}
+	}
+
 	void maybe_run_next(std::unique_lock<std::mutex>& lock) {
-		// scriptgate patch: a timer whose owner is gone (the call finished) is dropped at once instead
-		// of waking this thread at its deadline, so the thread sleeps until a live timer is due rather
-		// than waking once per finished call.
-		if (!queue.empty() && (queue.top()->timeout <= next_timeout || !queue.top()->is_alive)) {
+		if (!queue.empty() && queue.top()->timeout <= next_timeout) {
 			run_next(lock);
 		}
 	}
