@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { request, simpleConfig, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
+import { rawClient } from '../helpers/raw-client.ts';
 
 const MB = 1 << 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -38,37 +39,6 @@ function streamRequest(port: number, body: Buffer, contentLength: boolean): Prom
   });
 }
 
-/** Opens a raw socket, writes `head`, resolves with the socket and a function that waits for text. */
-function rawClient(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
-  let buf = '';
-  const waiters: Array<() => void> = [];
-  let closed = false;
-  socket.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    for (const w of waiters.splice(0)) w();
-  });
-  socket.on('error', () => undefined);
-  socket.on('close', () => {
-    closed = true;
-    for (const w of waiters.splice(0)) w();
-  });
-  const until = (pred: (text: string) => boolean, ms = 3000) =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(buf)}`)), ms);
-      const check = () => {
-        if (pred(buf)) {
-          clearTimeout(timer);
-          resolve(buf);
-        } else if (closed) {
-          clearTimeout(timer);
-          resolve(buf);
-        } else waiters.push(check);
-      };
-      check();
-    });
-  return { socket, until, text: () => buf };
-}
 
 describe('request and response bodies', () => {
   it('a 20 MB Content-Length request body arrives intact', async () => {

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closeServer, rawRequest, simpleConfig, startOrigin, startProxy, statusOf, type Origin } from '../helpers/servers.ts';
+import { rawClient } from '../helpers/raw-client.ts';
 
 /** An origin that also counts TCP connections, so "saw nothing" means not even a connect. */
 async function watchedOrigin(handler?: Parameters<typeof startOrigin>[0]): Promise<Origin & { connections: () => number }> {
@@ -42,35 +43,6 @@ async function rawOrigin(reply: (socket: net.Socket, head: string) => void): Pro
   return { address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, heads };
 }
 
-/** A raw client: write bytes, wait for text or the close. */
-function rawClient(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
-  let buf = '';
-  let closed = false;
-  const waiters: Array<() => void> = [];
-  socket.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    for (const w of waiters.splice(0)) w();
-  });
-  socket.on('error', () => undefined);
-  socket.on('close', () => {
-    closed = true;
-    for (const w of waiters.splice(0)) w();
-  });
-  onTestFinished(() => void socket.destroy());
-  const until = (pred: (text: string) => boolean, ms = 3000) =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(buf)}`)), ms);
-      const check = () => {
-        if (pred(buf) || closed) {
-          clearTimeout(timer);
-          resolve(buf);
-        } else waiters.push(check);
-      };
-      check();
-    });
-  return { socket, until, text: () => buf, closed: () => closed };
-}
 
 interface Parsed {
   status: number;
