@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { closeServer, request, writeConfig } from '../helpers/servers.ts';
-import { createTestCa, type Pem, type TestCa } from '../helpers/test-ca.ts';
+import { createTestCa, type Pem, type TestCa } from '../helpers/certs.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { ProxyServer } from '../../src/control/proxy-server.ts';
 
