@@ -273,7 +273,10 @@ export class Listener {
       this.#track(socket);
       this.#currentCertificates();
     });
-    front.on('secureConnection', (socket: TLSSocket) => this.#dispatch(socket, socket.alpnProtocol === 'h2'));
+    front.on('secureConnection', (socket: TLSSocket) => {
+      if (verify === 'optional' && refuseBadClientCertificate(socket, this.#opts.logger, limits.client_header_timeout)) return;
+      this.#dispatch(socket, socket.alpnProtocol === 'h2');
+    });
     front.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       this.#opts.logger.debug({ client: socket.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed');
       socket.destroy();
@@ -393,4 +396,29 @@ export class Listener {
     for (const t of this.#tunnels) t.destroy();
     for (const s of this.#sockets) s.destroy();
   }
+}
+
+const CERT_ERROR_BODY = '400 The SSL certificate error\n';
+
+/**
+ * `verify_client: optional` asks for a client certificate and verifies it when one is sent (nginx's
+ * ssl_verify_client optional): a connection whose certificate failed verification gets nginx's
+ * answer, 400 "The SSL certificate error", to its first HTTP/1.1 request (HTTP/2: the connection
+ * is closed). Returns true when the connection was refused; one without a certificate is let in.
+ */
+function refuseBadClientCertificate(socket: TLSSocket, logger: Logger, timeoutMs: number): boolean {
+  if (socket.authorized) return false;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return false;
+  logger.info({ client: socket.remoteAddress, err: String(socket.authorizationError) }, 'client certificate refused');
+  if (socket.alpnProtocol === 'h2') {
+    socket.destroy();
+    return true;
+  }
+  socket.once('data', () => {
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${CERT_ERROR_BODY.length}\r\nconnection: close\r\n\r\n${CERT_ERROR_BODY}`);
+  });
+  socket.on('error', () => socket.destroy());
+  socket.setTimeout(timeoutMs, () => socket.destroy());
+  return true;
 }

@@ -114,11 +114,16 @@ describe('TLS listener', () => {
     expect(origin.seen).toHaveLength(1);
   });
 
-  it('verify_client optional: clients with and without a certificate get in', async () => {
+  it('verify_client optional: clients with and without a certificate get in; an unverifiable one gets 400 (nginx)', async () => {
     const origin = await startOrigin();
     const { port } = await startProxy(tlsConfig(origin.address, `      client_ca: ${pki.ca.cert}\n      verify_client: optional\n`));
     expect((await httpsGet(port)).status).toBe(200);
     expect((await httpsGet(port, { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) })).status).toBe(200);
+    const stranger = makePki(undefined, 'stranger-ca').client('stranger', 'stranger');
+    const refused = await httpsGet(port, { cert: readFileSync(stranger.cert), key: readFileSync(stranger.key) });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toBe('400 The SSL certificate error\n');
+    expect(origin.seen).toHaveLength(2);
   });
 
   it('hot reload swaps the certificate for new connections; an open h2 connection keeps working', async () => {
