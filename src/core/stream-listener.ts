@@ -66,7 +66,15 @@ export class StreamListener {
         this.#track(socket);
         this.#currentCertificates();
       });
-      front.on('secureConnection', (socket: TLSSocket) => this.#accept(socket, typeof socket.servername === 'string' ? socket.servername : ''));
+      front.on('secureConnection', (socket: TLSSocket) => {
+        // verify_client optional: a certificate that was sent must verify (nginx stream closes such connections).
+        if (verify === 'optional' && !socket.authorized && Object.keys(socket.getPeerCertificate() ?? {}).length > 0) {
+          opts.logger.info({ stream: this.name, client: socket.remoteAddress, err: String(socket.authorizationError) }, 'stream client certificate refused');
+          socket.destroy();
+          return;
+        }
+        this.#accept(socket, typeof socket.servername === 'string' ? socket.servername : '');
+      });
       front.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
         opts.logger.debug({ stream: this.name, client: socket.remoteAddress, code: err.code, err: err.message }, 'stream TLS handshake failed');
         socket.destroy();
