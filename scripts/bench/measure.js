@@ -192,3 +192,22 @@ export async function measureRow(row, { env, wrkBin, h2loadBin, tls, nginxBin, o
   }
   return res;
 }
+
+/**
+ * One row's result from its interleaved rounds (BENCH_INTERLEAVE): each path's repetitions are
+ * combined as measureRow combines consecutive ones. The row is ok when every round was.
+ */
+export function mergeRounds(rounds) {
+  const first = rounds[0];
+  const failed = rounds.find((r) => r.status !== 'ok');
+  const out = { id: first.id, label: first.label, status: failed ? 'failed' : 'ok', results: {}, seconds: rounds.reduce((s, r) => s + (r.seconds || 0), 0) };
+  if (failed) out.reason = failed.reason;
+  const afterLoad = rounds.find((r) => r.afterLoad);
+  if (afterLoad) out.afterLoad = afterLoad.afterLoad;
+  const paths = new Set(rounds.flatMap((r) => Object.keys(r.results)));
+  for (const p of paths) {
+    const reps = rounds.flatMap((r) => r.results[p]?.reps ?? []);
+    out.results[p] = reps.length ? combine(reps) : (rounds.find((r) => r.results[p])?.results[p] ?? { error: 'no measurement' });
+  }
+  return out;
+}

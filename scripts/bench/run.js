@@ -11,7 +11,7 @@ import { ensureDeps } from './deps.js';
 import { startNginx, nginxStatus, RUN_ROOT, REPO, referenceDir, SMALL_BODY, body64k } from './nginx.js';
 import { freePort, get } from './net.js';
 import { selectRows, scriptgateRoot } from './rows.js';
-import { measureRow } from './measure.js';
+import { measureRow, mergeRounds } from './measure.js';
 import { renderTable, computeRatios, renderRatios, renderWarnings } from './report.js';
 import { parseDurationMs } from './wrk.js';
 import { CLK_TCK } from './proc-stat.js';
@@ -35,6 +35,9 @@ function readEnv() {
     duration: dur('BENCH_DURATION', '8s'),
     warmup: dur('BENCH_WARMUP', '2s'),
     repeat: int('BENCH_REPEAT', 1, 1, 9),
+    // 1: repetitions go round all rows (row A, B, C, A, B, C …) instead of one row at a time, so a
+    // machine whose speed drifts over minutes skews every row alike.
+    interleave: int('BENCH_INTERLEAVE', 0, 0, 1) === 1,
     threads: int('BENCH_THREADS', 2, 1, 64),
     conns: int('BENCH_CONNECTIONS', 64, 1, 10_000),
     quietWait: dur('BENCH_QUIET_WAIT', '0s'),
@@ -69,7 +72,7 @@ async function main() {
   const totalS = rows.reduce((s, r) => s + r.paths.length * perPath + 5, 0);
   log(`[bench] reference configs: ${ref}`);
   if (scriptgateRoot() !== REPO) log(`[bench] scriptgate from ${scriptgateRoot()} (BENCH_SCRIPTGATE_ROOT)`);
-  log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}, ${rows.length} row(s), about ${Math.round((totalS / 60) * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
+  log(`[bench] wrk -t${env.threads} -c${env.conns} -d${env.duration} (warm-up ${env.warmup}), repeat ${env.repeat}${env.interleave ? ' (interleaved)' : ''}, ${rows.length} row(s), about ${Math.round((totalS / 60) * 10) / 10} min; ${os.cpus().length} cores, CLK_TCK ${CLK_TCK}`);
   if (withH2) log(`[bench] h2 rows: h2load -D${env.duration} -c${H2_CONNECTIONS} -m${H2_STREAMS} -t1 over TLS (ALPN h2), warm-up ${env.warmup}`);
 
   const origin = await startNginx({ nginxBin, name: 'origin', conf: 'upstream.conf', port: await freePort(), workers: 1, www: { '64k': body64k() } });
@@ -78,12 +81,24 @@ async function main() {
   if (o.status !== 200) throw new Error(`origin /small answered ${o.status}`);
   await nginxStatus(origin.port);
 
-  const results = [];
+  let results = [];
   try {
-    for (const row of rows) {
-      log(`\n[bench] ${row.id}: ${row.label} (${row.paths.join(', ')})`);
-      results.push(await measureRow(row, { env, wrkBin, h2loadBin, tls, nginxBin, origin, log }));
-      if (isStopping()) break;
+    if (env.interleave && env.repeat > 1) {
+      const rounds = rows.map(() => []);
+      for (let k = 0; k < env.repeat && !isStopping(); k++) {
+        for (const [i, row] of rows.entries()) {
+          log(`\n[bench] round ${k + 1}/${env.repeat}, ${row.id}: ${row.label} (${row.paths.join(', ')})`);
+          rounds[i].push(await measureRow(row, { env: { ...env, repeat: 1 }, wrkBin, h2loadBin, tls, nginxBin, origin, log }));
+          if (isStopping()) break;
+        }
+      }
+      results = rounds.map(mergeRounds);
+    } else {
+      for (const row of rows) {
+        log(`\n[bench] ${row.id}: ${row.label} (${row.paths.join(', ')})`);
+        results.push(await measureRow(row, { env, wrkBin, h2loadBin, tls, nginxBin, origin, log }));
+        if (isStopping()) break;
+      }
     }
   } finally {
     if (!isStopping()) await stop(origin);
@@ -110,6 +125,7 @@ async function main() {
     wrk: { threads: env.threads, connections: env.conns, duration: env.duration, warmup: env.warmup },
     h2load: withH2 ? { threads: 1, connections: H2_CONNECTIONS, streams: H2_STREAMS, duration: env.duration, warmup: env.warmup } : undefined,
     repeat: env.repeat,
+    interleave: env.interleave,
     referenceDir: ref,
     scriptgateRoot: scriptgateRoot(),
     rows: results,
