@@ -182,6 +182,26 @@ describe('TCP stream proxy', () => {
     expect(echo.accepted()).toBe(1);
   });
 
+  it('verify_client optional: no certificate or a trusted one gets through; an untrusted one is closed before the upstream', async () => {
+    const echo = await startEcho();
+    const a = pki.leaf('stream-opt', ['a.stream.test']);
+    const trusted = pki.client('stream-client', 'client');
+    const stranger = makePki(undefined, 'stream-stranger-ca').client('stranger', 'stranger');
+    const { server } = await startProxy(streamConfig([echo.address], `    tls:\n      certificates:\n        - { cert: ${a.cert}, key: ${a.key} }\n      client_ca: ${pki.ca.cert}\n      verify_client: optional\n`));
+    const port = server.streamPorts[0]!;
+    const talk = (client?: { cert: string; key: string }): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const opts = { host: '127.0.0.1', port, servername: 'a.stream.test', ca: readFileSync(pki.ca.cert), allowHalfOpen: true, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) };
+        const s = tls.connect(opts as tls.ConnectionOptions, () => void exchange(s, 'hi').then(resolve));
+        s.once('error', () => resolve(Buffer.alloc(0)));
+        onTestFinished(() => void s.destroy());
+      });
+    expect((await talk()).toString()).toBe('hi');
+    expect((await talk(trusted)).toString()).toBe('hi');
+    expect((await talk(stranger)).length).toBe(0);
+    expect(echo.accepted()).toBe(2);
+  });
+
   it('originates TLS to an upstream with tls (CA and SNI from the upstream config)', async () => {
     const origin = pki.leaf('stream-origin', ['origin.stream.test']);
     const echo = await startEcho(origin);
