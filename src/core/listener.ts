@@ -30,7 +30,7 @@ import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
 import { proxyHttp2WebSocket } from './h2-websocket.ts';
 import { serveAsPlainRequest } from './plain-upgrade.ts';
-import type { CertificateTable } from './tls-certificates.ts';
+import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
 import { trackConnection } from '../observability/metrics.ts';
 import { isWebSocketUpgrade, proxyUpgrade, type TunnelSet } from './websocket.ts';
 
@@ -407,9 +407,7 @@ const CERT_ERROR_BODY = '400 The SSL certificate error\n';
  * is closed). Returns true when the connection was refused; one without a certificate is let in.
  */
 function refuseBadClientCertificate(socket: TLSSocket, logger: Logger, timeoutMs: number): boolean {
-  if (socket.authorized) return false;
-  const cert = socket.getPeerCertificate();
-  if (!cert || Object.keys(cert).length === 0) return false;
+  if (!sentUnverifiedClientCertificate(socket)) return false;
   logger.info({ client: socket.remoteAddress, err: String(socket.authorizationError) }, 'client certificate refused');
   if (socket.alpnProtocol === 'h2') {
     socket.destroy();

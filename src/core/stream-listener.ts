@@ -27,7 +27,7 @@ import type { RouteScripts, ScriptRequest, ScriptSession } from '../phases/contr
 import type { Target } from '../upstream/upstream.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type TunnelStats } from './stream-tunnel.ts';
-import type { CertificateTable } from './tls-certificates.ts';
+import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
 
 export interface StreamListenerOptions {
   /** Position in config.streams; a reload's stream at the same position takes over its settings. */
@@ -68,7 +68,7 @@ export class StreamListener {
       });
       front.on('secureConnection', (socket: TLSSocket) => {
         // verify_client optional: a certificate that was sent must verify (nginx stream closes such connections).
-        if (verify === 'optional' && !socket.authorized && Object.keys(socket.getPeerCertificate() ?? {}).length > 0) {
+        if (verify === 'optional' && sentUnverifiedClientCertificate(socket)) {
           opts.logger.info({ stream: this.name, client: socket.remoteAddress, err: String(socket.authorizationError) }, 'stream client certificate refused');
           socket.destroy();
           return;

@@ -14,7 +14,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
+import tls, { type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { ListenerTlsConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 
@@ -97,4 +97,14 @@ function readOrFail(file: string, field: string): Buffer {
   } catch (err) {
     throw new ConfigError([`${file}: cannot read ${field}: ${(err as Error).message}`]);
   }
+}
+
+/**
+ * True when a TLS client sent a certificate that failed verification against `client_ca`: what
+ * `verify_client: optional` refuses (one without a certificate is let in). Runs once per connection.
+ */
+export function sentUnverifiedClientCertificate(socket: TLSSocket): boolean {
+  if (socket.authorized) return false;
+  const cert = socket.getPeerCertificate();
+  return !!cert && Object.keys(cert).length > 0;
 }

@@ -103,6 +103,8 @@ export class TenantSandbox implements ScriptFiles {
   /** A long result handed over by the isolate's `__sgOut` callback during the current call. */
   #longResult: string | undefined;
   #disposed = false;
+  /** cpu_ms in ns, as iso.cpuTime counts. */
+  readonly #cpuLimitNs: bigint;
 
   private constructor(opts: TenantSandboxOptions, bootstrap: string) {
     this.#opts = opts;
@@ -111,6 +113,7 @@ export class TenantSandbox implements ScriptFiles {
     this.scriptsDir = opts.bundle.scriptsDir;
     this.mapper = new SourceMapper(opts.bundle.map, opts.bundle.scriptsDir);
     this.cpuMs = opts.cpuMs;
+    this.#cpuLimitNs = BigInt(opts.cpuMs) * 1_000_000n;
     this.memoryMb = opts.memoryMb;
     this.cpuBudgetMsPerS = opts.cpuBudgetMsPerS ?? 500;
   }
@@ -310,7 +313,7 @@ export class TenantSandbox implements ScriptFiles {
     }
     const long = r === LONG_MARKER ? this.#longResult : undefined;
     this.#longResult = undefined;
-    if (runs === 1 && used > BigInt(this.cpuMs) * 1_000_000n) {
+    if (runs === 1 && used > this.#cpuLimitNs) {
       throw fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_TIMEOUT', `used ${(Number(used) / 1e6).toFixed(1)} ms of CPU, more than tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms)`);
     }
     return r === LONG_MARKER ? long : r;
