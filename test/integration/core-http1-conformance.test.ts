@@ -128,6 +128,16 @@ async function proxyFor(origin: { address: string }, extra = '', top = ''): Prom
   return port;
 }
 
+/** One GET through the proxy to an origin that answers `reply` and closes: what the client got. */
+async function throughTruncatingOrigin(reply: string): Promise<{ closed: boolean; r: Parsed | undefined }> {
+  const up = await rawOrigin((s) => s.end(reply));
+  const port = await proxyFor(up);
+  const c = rawClient(port);
+  c.socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  const text = await c.until(() => false);
+  return { closed: c.closed(), r: parseResponses(text)[0] };
+}
+
 async function expectRefused(port: number, origin: Origin & { connections: () => number }, raw: string, statuses: number[]) {
   const res = await rawRequest(port, raw, 3000);
   expect(res.timedOut, 'the proxy closes the connection').toBe(false);
@@ -580,25 +590,15 @@ describe('upstream responses the proxy cannot forward', () => {
   });
 
   it('a Content-Length response cut short: the client sees fewer bytes and the connection closed', async () => {
-    const up = await rawOrigin((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this'));
-    const port = await proxyFor(up);
-    const c = rawClient(port);
-    c.socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
-    const text = await c.until(() => false);
-    expect(c.closed()).toBe(true);
-    const [r] = parseResponses(text);
+    const { closed, r } = await throughTruncatingOrigin('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this');
+    expect(closed).toBe(true);
     expect(r!.status).toBe(200);
     expect(r!.complete).toBe(false);
   });
 
   it('a chunked response cut short: no last chunk reaches the client, and the connection is closed', async () => {
-    const up = await rawOrigin((s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n'));
-    const port = await proxyFor(up);
-    const c = rawClient(port);
-    c.socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
-    const text = await c.until(() => false);
-    expect(c.closed()).toBe(true);
-    const [r] = parseResponses(text);
+    const { closed, r } = await throughTruncatingOrigin('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    expect(closed).toBe(true);
     expect(r!.status).toBe(200);
     expect(r!.complete).toBe(false);
   });
