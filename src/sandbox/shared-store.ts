@@ -48,7 +48,7 @@ export type SharedValue = string | number | boolean;
 type Entry = [SharedValue, number];
 
 /** Operation codes of the callback (the bootstrap uses the same numbers). */
-export const SHARED_OP = { get: 0, set: 1, add: 2, incr: 3, delete: 4, size: 5 } as const;
+export const SHARED_OP = { get: 0, set: 1, add: 2, incr: 3, delete: 4, size: 5, settle: 6 } as const;
 
 const MAX_KEY = 4096;
 const MAX_STRING = 64 * 1024;
@@ -233,6 +233,21 @@ export class SharedStore {
           if (e === undefined && !this.#room(db, cap, now)) return undefined;
           const v = b + a;
           db.putSync(k, [v, exp]);
+          return v;
+        });
+      }
+      case SHARED_OP.settle: {
+        // The isolate counted a key during a log batch (bootstrap/shared-dict.ts write-behind): `a`
+        // is the value it read, `b` the value it reached. Inside the batch nobody else wrote, so
+        // `b` is stored as it is; after a batch that was cut off the difference is added to
+        // whatever the key holds now. A key that expired or was deleted meanwhile stays so.
+        const k = checkKey(key);
+        if (typeof a !== 'number' || typeof b !== 'number') throw new TypeError('settle: counts must be numbers');
+        return this.#write(db, () => {
+          const e = db.get(k);
+          if (!live(e, now) || typeof e[0] !== 'number') return undefined;
+          const v = e[0] === a ? b : e[0] + (b - a);
+          db.putSync(k, [v, e[1]]);
           return v;
         });
       }

@@ -12,7 +12,7 @@ import { PHASE_ID, WIRE_LIMITS, type WireBalancerResult, type WireBodyEnvelope, 
 import { Ctx, bodyToWire, type TenantFacts } from './context.ts';
 import { BalancerView, setBalancer } from './balancer-view.ts';
 import { describeError } from './errors.ts';
-import { declareDicts } from './shared-dict.ts';
+import { beginWriteBehind, declareDicts, settleWriteBehind } from './shared-dict.ts';
 import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, takeLogs } from './log-buffer.ts';
 import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
@@ -244,6 +244,7 @@ function rs(sid: number, init: string, record: string, chunk: string | null, eof
 function flush(batchJson: string): string {
   const batch = JSON.parse(batchJson) as WireLogRecord[];
   const outcomes: WireFlushOutcome[] = [];
+  beginWriteBehind();
   for (const rec of batch) {
     const sid = rec[0];
     if (rec.length === 1) {
@@ -271,6 +272,7 @@ function flush(batchJson: string): string {
     const l = takeLogs();
     if (l || err) outcomes.push([sid, l ?? [], err]);
   }
+  settleWriteBehind();
   if (outcomes.length === 0) return '';
   return bounded(jsonStringify(outcomes), WIRE_LIMITS.flushResult, PHASE_ID.log);
 }
@@ -285,6 +287,12 @@ function where(): number {
   const p = currentPhase();
   setPhase(-1);
   clearLogs();
+  try {
+    // A log batch cut off mid-way: its counts so far are written back (the host merges them).
+    settleWriteBehind();
+  } catch {
+    /* the host refused (the dict is gone): those counts are lost with the batch */
+  }
   return p;
 }
 
