@@ -54,6 +54,12 @@ export interface TenantBundle {
   keys: string[];
   /** esbuild warnings as `file:line: message`. */
   warnings: string[];
+  /**
+   * Keys whose code (the script and every file it imports) mentions `shared`, i.e. may call
+   * `ctx.shared(...)`. A conservative text test: a false positive only costs log batching
+   * (see RouteScriptsImpl.flushLogsFirst). Absent in bundles cached by older versions: all keys.
+   */
+  sharedUsers?: string[];
 }
 
 export type CompileResult = { ok: true; bundle: TenantBundle } | { ok: false; problems: string[] };
@@ -131,6 +137,37 @@ export async function compileTenant(opts: CompileTenantOptions): Promise<Compile
   return r.result;
 }
 
+/**
+ * The keys of `keys` whose module graph (from esbuild's metafile) has a file whose text contains
+ * `shared`. A file that cannot be read counts as one that does.
+ */
+async function sharedUsers(scriptsDir: string, keys: readonly string[], meta: esbuild.Metafile | undefined): Promise<string[]> {
+  if (!meta) return [...keys];
+  const abs = (f: string) => path.resolve(scriptsDir, f.replace(/^file:/, ''));
+  const graph = new Map<string, string[]>();
+  for (const [name, input] of Object.entries(meta.inputs)) graph.set(abs(name), input.imports.map((i) => abs(i.path)));
+  const mentions = new Map<string, Promise<boolean>>();
+  const mentionsShared = (file: string) => {
+    let m = mentions.get(file);
+    if (!m) mentions.set(file, (m = readFile(file, 'utf8').then((t) => t.includes('shared'), () => true)));
+    return m;
+  };
+  const out: string[] = [];
+  for (const key of keys) {
+    const seen = new Set<string>();
+    const todo = [abs(key)];
+    while (todo.length) {
+      const f = todo.pop()!;
+      if (seen.has(f)) continue;
+      seen.add(f);
+      todo.push(...(graph.get(f) ?? []));
+    }
+    const hits = await Promise.all([...seen].map(mentionsShared));
+    if (hits.some(Boolean)) out.push(key);
+  }
+  return out;
+}
+
 async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ result: CompileResult; inputs?: Array<[string, string]> }> {
   const { scriptsDir } = opts;
   compileCounters.builds++;
@@ -177,6 +214,7 @@ async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ resu
       map: JSON.parse(map.text) as SourceMapPayload,
       keys,
       warnings: result.warnings.map((w) => formatMessage(scriptsDir, w)),
+      sharedUsers: await sharedUsers(scriptsDir, keys, result.metafile),
     };
     return { result: { ok: true, bundle }, inputs };
   } catch (err) {

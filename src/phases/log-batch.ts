@@ -2,10 +2,12 @@
  * Defers log-phase runs and frees of request state, per tenant, and sends them in one crossing.
  * Runs when a session's `log()` or `close()` enqueues a record; flushes FLUSH_DELAY_MS (2 ms) after
  * the first record of a batch (an unref'd timer, never delaying a response), when 256 records are
- * waiting, or when `flush()` is called (generation dispose, drain, tests). Under load a batch then
- * carries a dozen or more requests instead of the two or three one event-loop turn completes, so
- * the crossing, its timer and the shared dicts' LMDB commit are paid once for all of them. A failing
- * flush is logged and every request state in it is freed anyway.
+ * waiting, before a crossing of a route whose scripts may read shared dicts (so that request sees
+ * the log phases' writes, as it would under nginx: RouteScriptsImpl.flushLogsFirst), or when
+ * `flush()` is called (generation dispose, drain, tests). Under load a batch then carries a dozen
+ * or more requests instead of the two or three one event-loop turn completes, so the crossing, its
+ * timer and the shared dicts' LMDB commit are paid once for all of them. A failing flush is logged
+ * and every request state in it is freed anyway.
  */
 import type { Logger } from 'pino';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';

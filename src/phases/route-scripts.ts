@@ -8,6 +8,7 @@ import { PHASES, type Phase } from '../config/schema.ts';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import type { RouteScripts, ScriptRequest, ScriptSession } from './contract.ts';
 import type { LogBatch } from './log-batch.ts';
+import { PHASE_ID } from '../sandbox/wire.ts';
 import { ScriptSessionImpl } from './session.ts';
 
 let nextSid = 1;
@@ -22,6 +23,13 @@ export class RouteScriptsImpl implements RouteScripts {
   readonly requestPhaseIds: readonly number[];
   readonly sandbox: TenantSandbox;
   readonly batch: LogBatch;
+  /**
+   * True when a script of this route other than its log script may use a shared dict: the
+   * tenant's deferred log phases then run before each crossing of this route, so it sees their
+   * writes (as nginx runs log_by_lua before the client has the response). Routes that cannot read
+   * shared dicts leave the log batch alone.
+   */
+  readonly flushLogsFirst: boolean;
 
   constructor(index: number, keys: ReadonlyArray<string | null>, sandbox: TenantSandbox, batch: LogBatch) {
     this.index = index;
@@ -32,6 +40,7 @@ export class RouteScriptsImpl implements RouteScripts {
     PHASES.forEach((p, i) => (has[p] = keys[i] !== null));
     this.has = Object.freeze(has);
     this.requestPhaseIds = [0, 1].filter((i) => keys[i] !== null);
+    this.flushLogsFirst = keys.some((k, i) => k !== null && i !== PHASE_ID.log && sandbox.mayUseShared(k));
   }
 
   get tenant(): string {

@@ -60,10 +60,12 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
 
   /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
   #call(entry: 'req' | 'bal' | 'res' | 'body' | 'rs', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
-    const sb = this.#rs.sandbox;
+    const rs = this.#rs;
+    const sb = rs.sandbox;
+    if (rs.flushLogsFirst && rs.batch.pending > 0) rs.batch.flush();
     if (this.#epoch === 0) sb.admit();
     try {
-      return sb.call(entry, args, this.#rs.keys, phases);
+      return sb.call(entry, args, rs.keys, phases);
     } finally {
       if (sb.alive) this.#epoch = sb.epoch;
     }

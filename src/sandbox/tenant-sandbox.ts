@@ -251,6 +251,16 @@ export class TenantSandbox implements ScriptFiles {
     return `${where}: the script failed while loading: ${e?.message ?? String(err)}`;
   }
 
+  /**
+   * Whether the script `key` may call `ctx.shared(...)` (its code mentions it; see
+   * TenantBundle.sharedUsers). False when no shared dicts are declared.
+   */
+  mayUseShared(key: string): boolean {
+    if (!this.#opts.shared) return false;
+    const users = this.#opts.bundle.sharedUsers;
+    return users === undefined || users.includes(key);
+  }
+
   get alive(): boolean {
     return this.#live !== null && !this.#live.iso.isDisposed;
   }

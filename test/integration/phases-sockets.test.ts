@@ -236,6 +236,23 @@ describe('log', () => {
     expect(line.hasVars).toBe(true);
     release();
   });
+
+  it("a request sent after a response sees that response's log-phase writes (a /stats route, as in lua.conf)", async () => {
+    const origin = await startOrigin();
+    const yaml = config([origin], '    match: { path_prefix: /api/ }\n    log_by_script: count.ts\n').replace(
+      'routes:',
+      'shared_dicts:\n  stats: { capacity: 100 }\nroutes:\n  - name: stats\n    match: { path_prefix: /stats }\n    access_by_script: stats.ts\n',
+    );
+    const { port } = await startProxy(yaml, {
+      'count.ts': `${TS}export default function (ctx: api.LogContext) { ctx.shared('stats').incr('requests', 1, 0); }`,
+      'stats.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.exit(200, { body: String(ctx.shared('stats').get('requests') ?? 0) }); }`,
+    });
+    for (let i = 1; i <= 5; i++) {
+      expect((await request(port, { path: '/api/x' })).status).toBe(200);
+      // Asked right away, on a fresh connection: nginx has run log_by_lua by then, and so has scriptgate.
+      expect((await request(port, { path: '/stats' })).text).toBe(String(i));
+    }
+  });
 });
 
 describe('failures', () => {

@@ -6,6 +6,7 @@
  * counts of the requests that ran before it (as the one write transaction per batch always did).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RouteScriptsImpl } from '../../../src/phases/route-scripts.ts';
 import { config, fixture, request, SUMMARY, type Fixture } from '../phases/fixture.ts';
 
 // The log phase runs what the path asks for and logs what each step returned.
@@ -29,16 +30,21 @@ const READ = `export default function access(ctx: any) {
   ctx.exit(200, { body: JSON.stringify(ctx.shared('d').get(ctx.request.path.slice(1)) ?? null) });
 }
 `;
+const PLAIN = `export default function access(ctx: any) {
+  ctx.exit(204);
+}
+`;
 
 let f: Fixture;
 beforeAll(async () => {
   f = await fixture({
     'scriptgate.yaml': config(
-      `  - name: log\n    match: { path_prefix: /l }\n    log_by_script: log.ts\n  - name: read\n    match: { path_prefix: /r }\n    access_by_script: read.ts\n`,
+      `  - name: log\n    match: { path_prefix: /l }\n    log_by_script: log.ts\n  - name: read\n    match: { path_prefix: /r }\n    access_by_script: read.ts\n  - name: plain\n    match: { path_prefix: /p }\n    access_by_script: plain.ts\n`,
       'tenants:\n  default: { cpu_ms: 200, cpu_budget_ms_per_s: 100000, scripts: . }\nshared_dicts:\n  d: { capacity: 100 }\n',
     ),
     'log.ts': LOG,
     'read.ts': READ,
+    'plain.ts': PLAIN,
   });
 });
 afterAll(() => f.cleanup());
@@ -63,6 +69,11 @@ function read(key: string): unknown {
   } finally {
     s.close();
   }
+}
+
+/** Log records of the tenant still waiting for their batch. */
+function pendingLogs(): number {
+  return (f.host.route(0) as RouteScriptsImpl).batch.pending;
 }
 
 function outs(n: number): unknown[][] {
@@ -115,5 +126,26 @@ describe('incr write-behind in a log batch', () => {
     f.host.flush();
     expect(outs(1)).toEqual([[14]]);
     expect(read('t')).toBe(14);
+  });
+});
+
+describe('deferred log phases and later requests', () => {
+  it('a route whose scripts use shared dicts sees the writes of log phases still waiting in the batch', () => {
+    f.host.flush();
+    logs('/incr:o:1', '/incr:o:1', '/incr:o:1');
+    expect(pendingLogs()).toBe(3);
+    expect(read('o')).toBe(3);
+  });
+
+  it('a route whose scripts never mention shared dicts leaves the batch to its timer', () => {
+    f.host.flush();
+    logs('/incr:q:1');
+    const req = request({ path: '/p' });
+    const s = f.host.route(2)!.open(req, f.logger);
+    expect(s.requestPhases(req)).toMatchObject({ action: 'exit', status: 204 });
+    expect(pendingLogs()).toBe(1);
+    s.close();
+    f.host.flush();
+    expect(read('q')).toBe(1);
   });
 });
