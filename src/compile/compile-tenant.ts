@@ -57,7 +57,7 @@ export interface TenantBundle {
   /**
    * Keys whose code (the script and every file it imports) mentions `shared`, i.e. may call
    * `ctx.shared(...)`. A conservative text test: a false positive only costs log batching
-   * (see RouteScriptsImpl.flushLogsFirst). Absent in bundles cached by older versions: all keys.
+   * (see RouteScriptsImpl.flushLogsFirst). When absent, every key counts as one.
    */
   sharedUsers?: string[];
 }
@@ -81,6 +81,9 @@ function formatMessage(scriptsDir: string, m: esbuild.Message): string {
   const file = loc.file === '<entry>' ? scriptsDir : path.resolve(scriptsDir, loc.file.replace(/^file:/, ''));
   return `${displayPath(file)}:${loc.line}: ${m.text}`;
 }
+
+/** Bumped when TenantBundle gains a field, so bundles cached on disk by older versions are rebuilt. */
+const BUNDLE_FORMAT = 2;
 
 interface CacheEntry {
   bundle: TenantBundle;
@@ -109,7 +112,7 @@ async function unchanged(entry: CacheEntry): Promise<boolean> {
 export async function compileTenant(opts: CompileTenantOptions): Promise<CompileResult> {
   const { scriptsDir } = opts;
   const keys = [...new Set(opts.scripts.map((s) => scriptKey(scriptsDir, s)))];
-  const cacheKey = JSON.stringify([opts.tenant, scriptsDir, [...keys].sort()]);
+  const cacheKey = JSON.stringify([BUNDLE_FORMAT, opts.tenant, scriptsDir, [...keys].sort()]);
   const remember = (entry: CacheEntry) => {
     cache.delete(cacheKey);
     cache.set(cacheKey, entry);

@@ -1,13 +1,14 @@
 /**
  * Defers log-phase runs and frees of request state, per tenant, and sends them in one crossing.
- * Runs when a session's `log()` or `close()` enqueues a record; flushes FLUSH_DELAY_MS (2 ms) after
- * the first record of a batch (an unref'd timer, never delaying a response), when 256 records are
- * waiting, before a crossing of a route whose scripts may read shared dicts (so that request sees
- * the log phases' writes, as it would under nginx: RouteScriptsImpl.flushLogsFirst), or when
- * `flush()` is called (generation dispose, drain, tests). Under load a batch then carries a dozen
- * or more requests instead of the two or three one event-loop turn completes, so the crossing, its
- * timer and the shared dicts' LMDB commit are paid once for all of them. A failing flush is logged
- * and every request state in it is freed anyway.
+ * Runs when a session's `log()` or `close()` enqueues a record. Flushes at the end of the
+ * event-loop turn (setImmediate) when the previous flush is at least FLUSH_DELAY_MS (2 ms) old, else
+ * once it is (an unref'd timer; never delaying a response): an idle proxy runs log phases at once,
+ * a busy one at most every 2 ms, so a batch carries a dozen or more requests and the crossing, its
+ * timer and the shared dicts' LMDB commit are paid once for all of them. Also flushes when 256
+ * records wait, before a crossing of a route whose scripts may read shared dicts (so that request
+ * sees the log phases' writes, as it would under nginx: RouteScriptsImpl.flushLogsFirst), and when
+ * `flush()` is called (generation dispose, drain, tests). A failing flush is logged and every
+ * request state in it is freed anyway.
  */
 import type { Logger } from 'pino';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
@@ -32,8 +33,12 @@ export class LogBatch {
   #sids: number[] = [];
   #sinks = new Map<number, LogOutcomeSink>();
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  /** performance.now() of the last flush. */
+  #flushedAt = -Infinity;
   readonly #onTimer = (): void => {
     this.#timer = undefined;
+    this.#immediate = undefined;
     this.flush();
   };
 
@@ -48,7 +53,11 @@ export class LogBatch {
     this.#sids.push(sid);
     if (sink) this.#sinks.set(sid, sink);
     if (this.#records.length >= MAX_BATCH) this.flush();
-    else this.#timer ??= setTimeout(this.#onTimer, FLUSH_DELAY_MS).unref();
+    else if (!this.#timer && !this.#immediate) {
+      const wait = this.#flushedAt + FLUSH_DELAY_MS - performance.now();
+      if (wait <= 0) this.#immediate = setImmediate(this.#onTimer).unref();
+      else this.#timer = setTimeout(this.#onTimer, wait).unref();
+    }
   }
 
   get pending(): number {
@@ -61,6 +70,11 @@ export class LogBatch {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+    if (this.#immediate) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
+    this.#flushedAt = performance.now();
     if (this.#records.length === 0) return;
     const batch = `[${this.#records.join(',')}]`;
     const sinks = this.#sinks;
