@@ -83,6 +83,46 @@ export interface ReadonlyRequest {
   readonly scheme: 'http' | 'https';
   readonly clientIp: string;
   readonly clientPort: number;
+  /**
+   * The TLS connection of an HTTPS request (HTTP/1.1 or HTTP/2); `null` over plain HTTP.
+   * Read-only in every phase. An mTLS check in access:
+   * `if (ctx.request.tls?.clientCertificate?.subject !== 'CN=billing,O=Acme') return ctx.exit(403);`
+   */
+  readonly tls: TlsInfo | null;
+}
+
+/** TLS facts of a connection, as nginx's `$ssl_server_name`, `$ssl_protocol` and `$ssl_cipher`. */
+export interface TlsInfo {
+  /** The server name (SNI) the client asked for; `''` without SNI. */
+  readonly serverName: string;
+  /** Negotiated protocol, e.g. `'TLSv1.3'`. */
+  readonly protocol: string;
+  /** Negotiated cipher, OpenSSL name (e.g. `'TLS_AES_256_GCM_SHA384'`). */
+  readonly cipher: string;
+  /**
+   * The client certificate the listener verified against its `client_ca` (`verify_client: on` or
+   * `optional`); `null` when the client sent none or the listener does not ask for one
+   * (`verify_client: off`, the default). nginx's `$ssl_client_verify` is `SUCCESS` exactly when
+   * this is set: a certificate that fails verification never reaches a script (400, as nginx).
+   */
+  readonly clientCertificate: ClientCertificate | null;
+}
+
+/** A verified client certificate, as nginx's `$ssl_client_*` variables. */
+export interface ClientCertificate {
+  /** Subject DN in RFC 2253 form, most specific first: `'CN=alice,O=Acme,C=DE'` (`$ssl_client_s_dn`). */
+  readonly subject: string;
+  /** Issuer DN in RFC 2253 form (`$ssl_client_i_dn`). */
+  readonly issuer: string;
+  /** Serial number, upper-case hex (`$ssl_client_serial`). */
+  readonly serial: string;
+  /** SHA-256 fingerprint, upper-case hex bytes joined by `:`. */
+  readonly fingerprint256: string;
+  /** Start and end of validity, ISO 8601 (`$ssl_client_v_start`, `$ssl_client_v_end`). */
+  readonly notBefore: string;
+  readonly notAfter: string;
+  /** Subject alternative names as OpenSSL prints them (`'DNS:a.example, URI:spiffe://acme/billing'`); `''` when none. */
+  readonly subjectAltName: string;
 }
 
 /** The request in rewrite and access: every change goes upstream. */
@@ -350,6 +390,8 @@ export interface StreamConnection {
   readonly tls: boolean;
   /** The server name (SNI) the client asked for over TLS; `''` without TLS or without SNI. */
   readonly serverName: string;
+  /** The client certificate the stream's TLS verified (`verify_client`); `null` when none. */
+  readonly clientCertificate: ClientCertificate | null;
 }
 
 /**

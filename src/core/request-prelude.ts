@@ -22,6 +22,7 @@ import type { ErrorCode } from '../errors.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { RequestPhasesResult, RouteScripts, ScriptRequest, ScriptSession } from '../phases/contract.ts';
 import { forwardRawHeaders } from './hop-by-hop.ts';
+import { requestTlsRecord } from './tls-facts.ts';
 import { escapesPrefix, parseRequestTarget, type RequestTarget } from './request-target.ts';
 import { hostName, type CompiledRoute, type Router } from './router.ts';
 
@@ -151,6 +152,7 @@ export function scriptRequestOf(plan: RequestPlan, req: IncomingMessage, scheme:
     scheme,
     clientIp: req.socket.remoteAddress ?? '',
     clientPort: req.socket.remotePort ?? 0,
+    tls: scheme === 'https' ? requestTlsRecord(req) : '',
     route: route.name,
     tenant: route.config.tenant,
   };

@@ -27,6 +27,7 @@ import type { RouteScripts, ScriptRequest, ScriptSession } from '../phases/contr
 import type { Target } from '../upstream/upstream.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type TunnelStats } from './stream-tunnel.ts';
+import { tlsRecordOf } from './tls-facts.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
 
 export interface StreamListenerOptions {
@@ -212,6 +213,7 @@ class StreamConnection {
       scheme: this.#config.tls ? 'tls' : 'tcp',
       clientIp: this.#clientIp,
       clientPort: this.#clientPort,
+      tls: tlsRecordOf(this.#socket),
       route: this.#name,
       tenant: this.#config.tenant,
     };

@@ -37,6 +37,8 @@ export interface ScriptRequest {
   scheme: 'http' | 'https' | 'tcp' | 'tls';
   clientIp: string;
   clientPort: number;
+  /** The connection's TLS facts as core/tls-facts.ts records them (JSON); '' or absent over plain TCP. */
+  tls?: string;
   /** Route name (or `#index` when the route has none) and tenant name. */
   route: string;
   tenant: string;

@@ -7,9 +7,9 @@
 import { ProxyError } from '../errors.ts';
 import type { BalancerInput, ResponseHead, ScriptRequest } from './contract.ts';
 
-/** `routeIndex\nid\nmethod\npath\nquery\nhttpVersion\nscheme\nclientIp\nclientPort[\nheaders…]` */
+/** `routeIndex\nid\nmethod\npath\nquery\nhttpVersion\nscheme\nclientIp\nclientPort\ntls[\nheaders…]` */
 export function initRecord(routeIndex: number, req: ScriptRequest): string {
-  const head = `${routeIndex}\n${req.id}\n${req.method}\n${req.path}\n${req.query}\n${req.httpVersion}\n${req.scheme}\n${req.clientIp}\n${req.clientPort}`;
+  const head = `${routeIndex}\n${req.id}\n${req.method}\n${req.path}\n${req.query}\n${req.httpVersion}\n${req.scheme}\n${req.clientIp}\n${req.clientPort}\n${req.tls ?? ''}`;
   return req.headers.length ? `${head}\n${req.headers.join('\n')}` : head;
 }
 

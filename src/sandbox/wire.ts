@@ -14,7 +14,7 @@
 export const PHASE_ID = { rewrite: 0, access: 1, header_filter: 2, body_filter: 3, log: 4, balancer: 5 } as const;
 /** balancer runs between access and header_filter; it is numbered last so the older ids stay. */
 export const PHASE_NAMES = ['rewrite', 'access', 'header_filter', 'body_filter', 'log', 'balancer'] as const;
-export const INIT_FIXED_FIELDS = 9;
+export const INIT_FIXED_FIELDS = 10;
 
 /** Size caps, checked inside the isolate before anything is returned. */
 export const WIRE_LIMITS = {

@@ -45,6 +45,14 @@ describe('rewrite and access', () => {
     expect(seen.headers['x-access-saw']).toBe('/v2/items POST');
   });
 
+  it('over plain HTTP ctx.request.tls is null and ctx.connection says no TLS', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config([origin], '    access_by_script: tls.ts\n'), {
+      'tls.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.exit(200, { body: JSON.stringify({ tls: ctx.request.tls }) }); }`,
+    });
+    expect(JSON.parse((await request(port)).text)).toEqual({ tls: null });
+  });
+
   it('a script can choose another configured upstream', async () => {
     const a = await startOrigin(undefined, 'a');
     const b = await startOrigin(undefined, 'b');

@@ -202,6 +202,29 @@ describe('TCP stream proxy', () => {
     expect(echo.accepted()).toBe(2);
   });
 
+  it('an access script sees the verified client certificate (ctx.connection.clientCertificate) and can refuse by subject', async () => {
+    const echo = await startEcho();
+    const a = pki.leaf('stream-mtls', ['a.stream.test']);
+    const billing = pki.client('stream-billing', 'billing');
+    const other = pki.client('stream-other', 'other');
+    const yaml = streamConfig([echo.address], `    tls:\n      certificates:\n        - { cert: ${a.cert}, key: ${a.key} }\n      client_ca: ${pki.ca.cert}\n      verify_client: optional\n    access_by_script: mtls.ts\n`);
+    const { server } = await startProxy(yaml, {
+      'mtls.ts': `export default function (ctx: any) { if (ctx.connection.clientCertificate?.subject !== 'CN=billing') return ctx.exit(403); }`,
+    });
+    const port = server.streamPorts[0]!;
+    const talk = (client?: { cert: string; key: string }): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const opts = { host: '127.0.0.1', port, servername: 'a.stream.test', ca: readFileSync(pki.ca.cert), allowHalfOpen: true, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) };
+        const s = tls.connect(opts as tls.ConnectionOptions, () => void exchange(s, 'hi').then(resolve));
+        s.once('error', () => resolve(Buffer.alloc(0)));
+        onTestFinished(() => void s.destroy());
+      });
+    expect((await talk(billing)).toString()).toBe('hi');
+    expect((await talk(other)).length).toBe(0);
+    expect((await talk()).length).toBe(0);
+    expect(echo.accepted()).toBe(1);
+  });
+
   it('originates TLS to an upstream with tls (CA and SNI from the upstream config)', async () => {
     const origin = pki.leaf('stream-origin', ['origin.stream.test']);
     const echo = await startEcho(origin);

@@ -126,6 +126,42 @@ describe('TLS listener', () => {
     expect(origin.seen).toHaveLength(2);
   });
 
+  it('scripts see SNI, protocol and the verified client certificate (ctx.request.tls), over HTTP/1.1 and HTTP/2', async () => {
+    const origin = await startOrigin();
+    const yaml = tlsConfig(origin.address, `      client_ca: ${pki.ca.cert}\n      verify_client: optional\n`).replace('  - upstream: up\n', '  - upstream: up\n    access_by_script: tls.ts\n');
+    const { port } = await startProxy(yaml, {
+      'tls.ts': `export default function (ctx: any) { ctx.exit(200, { body: JSON.stringify({ tls: ctx.request.tls, conn: ctx.connection }) }); }`,
+    });
+    const alice = pki.client('alice', 'alice/O=Acme');
+    const x = new X509Certificate(readFileSync(alice.cert));
+    const creds = { cert: readFileSync(alice.cert), key: readFileSync(alice.key) };
+    const seen = JSON.parse((await httpsGet(port, creds)).text);
+    expect(seen.tls).toEqual({
+      serverName: 'a.example.test',
+      protocol: 'TLSv1.3',
+      cipher: expect.stringMatching(/^TLS_/),
+      clientCertificate: {
+        // RFC 2253, most specific RDN first, as nginx's $ssl_client_s_dn
+        subject: 'O=Acme,CN=alice',
+        issuer: 'CN=scriptgate test ca',
+        serial: x.serialNumber.toUpperCase(),
+        fingerprint256: x.fingerprint256,
+        notBefore: new Date(x.validFrom).toISOString(),
+        notAfter: new Date(x.validTo).toISOString(),
+        subjectAltName: '',
+      },
+    });
+    expect(seen.conn).toMatchObject({ tls: true, serverName: 'a.example.test', clientCertificate: { subject: 'O=Acme,CN=alice' } });
+    // Without a certificate: the TLS facts, no certificate.
+    const anonymous = JSON.parse((await httpsGet(port)).text);
+    expect(anonymous.tls).toMatchObject({ serverName: 'a.example.test', clientCertificate: null });
+    // HTTP/2 on the same listener: the same facts, from the session's connection.
+    const session = await h2Connect(`https://127.0.0.1:${port}`, { servername: 'a.example.test', ca: readFileSync(pki.ca.cert), ...creds });
+    const h2 = JSON.parse((await h2Request(session, { ':path': '/x', ':authority': 'a.example.test' })).text);
+    expect(h2.tls.clientCertificate.subject).toBe('O=Acme,CN=alice');
+    expect(origin.seen).toHaveLength(0);
+  });
+
   it('hot reload swaps the certificate for new connections; an open h2 connection keeps working', async () => {
     const origin = await startOrigin();
     const { port, server, file } = await startProxy(tlsConfig(origin.address));

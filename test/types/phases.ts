@@ -38,6 +38,10 @@ export const rewrite: RewriteHandler = (ctx) => {
   ctx.response;
   // @ts-expect-error clientIp is read-only
   ctx.request.clientIp = '1.2.3.4';
+  expectType<string | undefined>(ctx.request.tls?.clientCertificate?.subject);
+  expectType<string | undefined>(ctx.request.tls?.serverName);
+  // @ts-expect-error the TLS facts are read-only
+  ctx.request.tls = null;
   // @ts-expect-error timings are a log-phase view
   ctx.timings;
   // @ts-expect-error redirect status must be a redirect code

@@ -5,6 +5,7 @@ export const onlyLocal: StreamAccessHandler = (ctx) => {
   const phase: 'access' = ctx.phase;
   if (ctx.connection.clientIp !== '127.0.0.1') return ctx.exit(403);
   if (ctx.connection.tls && ctx.connection.serverName === 'db.example.test') ctx.upstream = 'db';
+  if (ctx.connection.clientCertificate && !ctx.connection.clientCertificate.subject.startsWith('CN=')) return ctx.exit(403);
   ctx.vars.port = ctx.connection.clientPort;
   void phase;
 };

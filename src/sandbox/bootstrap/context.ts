@@ -77,6 +77,44 @@ class RequestView {
   get clientPort(): number {
     return this.#s.clientPort;
   }
+  /** TLS facts of an HTTPS request; null over plain HTTP. */
+  get tls(): TlsView | null {
+    return tlsViewOf(this.#s);
+  }
+}
+
+/** A client certificate the listener verified (runtime-api ClientCertificate). */
+export interface CertificateView {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serial: string;
+  readonly fingerprint256: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly subjectAltName: string;
+}
+
+/** `ctx.request.tls` (runtime-api TlsInfo). */
+export interface TlsView {
+  readonly serverName: string;
+  readonly protocol: string;
+  readonly cipher: string;
+  readonly clientCertificate: CertificateView | null;
+}
+
+const tlsViews = new WeakMap<RequestState, TlsView | null>();
+
+/** Parses the init record's TLS field once per request (frozen; null over plain TCP). */
+function tlsViewOf(s: RequestState): TlsView | null {
+  let v = tlsViews.get(s);
+  if (v !== undefined) return v;
+  v = null;
+  if (s.tlsRecord) {
+    const r = JSON.parse(s.tlsRecord) as { n: string; p: string; c: string; cert?: CertificateView };
+    v = Object.freeze({ serverName: r.n, protocol: r.p, cipher: r.c, clientCertificate: r.cert ? Object.freeze({ ...r.cert }) : null });
+  }
+  tlsViews.set(s, v);
+  return v;
 }
 
 class ResponseView {
@@ -136,8 +174,10 @@ export interface ConnectionView {
   readonly clientIp: string;
   readonly clientPort: number;
   readonly tls: boolean;
-  /** SNI sent by the client of a TLS stream; '' otherwise. */
+  /** SNI sent by the client of a TLS stream or HTTPS request; '' otherwise. */
   readonly serverName: string;
+  /** The client certificate the listener verified; null when none. */
+  readonly clientCertificate: CertificateView | null;
 }
 
 export class Ctx {
@@ -186,11 +226,13 @@ export class Ctx {
     allow(ANY_PHASE, 'ctx.connection');
     const s = this.#s;
     const stream = s.scheme === 'tcp' || s.scheme === 'tls';
+    const tls = tlsViewOf(s);
     return (this.#connection ??= Object.freeze({
       clientIp: s.clientIp,
       clientPort: s.clientPort,
       tls: s.scheme === 'tls' || s.scheme === 'https',
-      serverName: stream ? (s.headers.get('host') ?? '') : '',
+      serverName: stream ? (s.headers.get('host') ?? '') : (tls?.serverName ?? ''),
+      clientCertificate: tls?.clientCertificate ?? null,
     }));
   }
 

@@ -78,6 +78,8 @@ export class RequestState {
   readonly scheme: string;
   readonly clientIp: string;
   readonly clientPort: number;
+  /** The connection's TLS facts (JSON of core/tls-facts.ts TlsRecord); '' over plain TCP. */
+  readonly tlsRecord: string;
   readonly headers: HeaderList;
   changed = 0;
   upstream: string;
@@ -104,6 +106,7 @@ export class RequestState {
     this.scheme = p[6]!;
     this.clientIp = p[7]!;
     this.clientPort = Number(p[8]);
+    this.tlsRecord = p[9]!;
     this.headers = new HeaderList(headerRecord(p, INIT_FIXED_FIELDS), requestGuard);
     this.upstream = route.upstream;
   }
