@@ -5,7 +5,7 @@
  * names and values cannot contain '\n') or JSON built and size-checked inside the timed call.
  *
  * Init record (sent with the first crossing of a request):
- *   routeIndex \n requestId \n method \n path \n query \n httpVersion \n scheme \n clientIp \n clientPort [\n name \n value …]
+ *   routeIndex \n requestId \n method \n path \n query \n httpVersion \n scheme \n clientIp \n clientPort \n tls (JSON of core/tls-facts.ts, or empty) [\n name \n value …]
  * Response record: status [\n name \n value …]
  * Balancer record: upstream \n tries \n failureCode \n failureAddress [\n address \n healthy(0|1) \n inFlight \n weight …]
  */
