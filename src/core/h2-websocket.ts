@@ -94,20 +94,34 @@ class Http2Client implements UpgradeClient {
     return this.side;
   }
 
-  respond(status: number, headers: string[], body: Buffer): string[] {
+  respond(status: number, headers: string[], body: Buffer): { status: number; headers: string[]; bytes: number } {
     const out: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
       if (name !== 'content-length') out.push(name, headers[i + 1]!);
     }
     out.push('content-length', String(body.length));
-    if (this.#respondHead(status, out, body.length === 0)) {
-      this.destroy();
-      return out;
+    const err = this.#respondHead(status, out, body.length === 0);
+    if (err) {
+      if (err.code === 'PRX_ERR_CLIENT_ABORTED' || this.side.headersSent) {
+        this.destroy();
+        return { status, headers: out, bytes: 0 };
+      }
+      // A head HTTP/2 cannot carry (e.g. a script's exit with two content-type values): a 500, as
+      // the other HTTP/2 exchanges answer it, instead of a reset stream.
+      const text = Buffer.from(`500 ${err.message}\n`);
+      const plain = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(text.length)];
+      if (this.#respondHead(500, plain, false)) {
+        this.destroy();
+        return { status: 500, headers: plain, bytes: 0 };
+      }
+      this.side.end(text);
+      this.#closeWhenSent();
+      return { status: 500, headers: plain, bytes: text.length };
     }
     if (body.length) this.side.end(body);
     this.#closeWhenSent();
-    return out;
+    return { status, headers: out, bytes: body.length };
   }
 
   destroy(): void {

@@ -84,8 +84,11 @@ export interface UpgradeClient {
    * passed on as it is.
    */
   passBack(status: number, reason: string, headers: string[]): Writable | ProxyError;
-  /** A response the proxy makes itself (an exit, an error), then the end; returns the headers sent. */
-  respond(status: number, headers: string[], body: Buffer): string[];
+  /**
+   * A response the proxy makes itself (an exit, an error), then the end. Returns what was sent:
+   * a head the protocol cannot carry (HTTP/2: a repeated single-value field) becomes a 500.
+   */
+  respond(status: number, headers: string[], body: Buffer): { status: number; headers: string[]; bytes: number };
   /** Cuts the client now (its answer already started). */
   destroy(): void;
 }
@@ -148,7 +151,7 @@ class Http1Client implements UpgradeClient {
     return this.side;
   }
 
-  respond(status: number, headers: string[], body: Buffer): string[] {
+  respond(status: number, headers: string[], body: Buffer): { status: number; headers: string[]; bytes: number } {
     const out: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
@@ -160,7 +163,7 @@ class Http1Client implements UpgradeClient {
       this.side.end(Buffer.concat([Buffer.from(responseHead(status, http.STATUS_CODES[status] ?? '', out), 'latin1'), body]));
       this.#drain();
     } else this.side.destroy();
-    return out;
+    return { status, headers: out, bytes: body.length };
   }
 
   destroy(): void {
@@ -354,10 +357,12 @@ class UpgradeExchange {
 
   /** A response the proxy makes itself (a script's exit, an error), then the client is done. */
   #respond(status: number, headers: string[], body: string | Uint8Array): void {
-    this.#status = status;
     const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    this.#bytesSent = buf.length;
-    this.#responseHeaders = this.#client.respond(status, headers, buf);
+    const sent = this.#client.respond(status, headers, buf);
+    if (sent.status !== status) this.#error ||= 'PRX_ERR_SCRIPT_RESULT';
+    this.#status = sent.status;
+    this.#bytesSent = sent.bytes;
+    this.#responseHeaders = sent.headers;
   }
 
   #local(status: number, code: ErrorCode, detail?: string): void {

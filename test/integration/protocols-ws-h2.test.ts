@@ -142,6 +142,27 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
     expect(access).toMatchObject({ method: 'CONNECT', path: '/chat', http2: true, route: 'ws', upstream: origin.address });
   });
 
+  it('an exit whose head HTTP/2 cannot carry (two content-type values) is a 500 on the stream, not a reset', async () => {
+    const origin = await startWsOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      h2Config(origin.address, { route: '    access_by_script: twice.ts\n    log_by_script: log.ts\n' }),
+      {
+        'twice.ts': `${TS}export default function (ctx: api.AccessContext) { return ctx.exit(403, { body: 'no', headers: { 'content-type': ['text/plain', 'text/html'] } }); }`,
+        'log.ts': `${TS}export default function (ctx: api.LogContext) { ctx.log.info('closed', { status: ctx.response.status }); }`,
+      },
+      logs.logger,
+    );
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const res = await h2WebSocket(session, '/chat');
+    expect(res.status).toBe(500);
+    expect(res.body).toMatch(/^500 /);
+    expect(origin.upgrades).toHaveLength(0);
+    expect(await logs.waitFor((l) => l.msg === 'closed')).toMatchObject({ status: 500 });
+    // The connection is still good for the next stream.
+    expect((await h2Request(session, { ':path': '/plain' })).status).toBe(500);
+  });
+
   it('an upstream that refuses the upgrade has its answer passed back; a 2xx without switching is a 502, as is a 101 with a wrong Sec-WebSocket-Accept', async () => {
     const refusing = await startOrigin((_req, res) => {
       res.writeHead(403, { 'content-type': 'text/plain', 'x-why': 'no sockets' });
