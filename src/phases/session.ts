@@ -50,19 +50,28 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
 
   /** The init record when the isolate does not hold this request yet, else ''. */
   #init(): string {
-    const sb = this.#rs.sandbox;
     if (this.#epoch === 0) return initRecord(this.#rs.index, this.#req);
+    this.#checkState();
+    return '';
+  }
+
+  /** Throws PRX_ERR_SCRIPT_MEMORY when the isolate that held this request's state is gone. */
+  #checkState(): void {
+    const sb = this.#rs.sandbox;
     if (this.#epoch !== sb.epoch || !sb.alive) {
       throw new ProxyError('PRX_ERR_SCRIPT_MEMORY', `tenant ${sb.tenant}: its isolate was recreated after another request exhausted memory_mb; this request's script state is lost`);
     }
-    return '';
   }
 
   /** One crossing; afterwards the session knows which isolate holds its state (also after a timeout). */
   #call(entry: 'req' | 'bal' | 'res' | 'body' | 'rs', args: Array<string | number | boolean>, phases: readonly number[]): unknown {
     const rs = this.#rs;
     const sb = rs.sandbox;
-    if (rs.flushLogsFirst && rs.batch.pending > 0) rs.batch.flush();
+    if (rs.flushLogsFirst && rs.batch.pending > 0) {
+      rs.batch.flush();
+      // A log phase that exhausted memory_mb took this request's state with the isolate.
+      if (this.#epoch > 0) this.#checkState();
+    }
     if (this.#epoch === 0) sb.admit();
     try {
       return sb.call(entry, args, rs.keys, phases);
