@@ -261,8 +261,12 @@ export class TenantSandbox implements ScriptFiles {
     return users === undefined || users.includes(key);
   }
 
+  /**
+   * Whether the isolate is up. Every disposal goes through `#drop()` (memory exhaustion surfaces as
+   * a call's throw, which drops it), so this reads no native state: it runs on every crossing.
+   */
   get alive(): boolean {
-    return this.#live !== null && !this.#live.iso.isDisposed;
+    return this.#live !== null;
   }
 
   /** Recreates a disposed isolate synchronously (the next call after memory exhaustion). */
@@ -302,15 +306,18 @@ export class TenantSandbox implements ScriptFiles {
     const timeout = runs === 1 ? this.cpuMs * WALL_FACTOR : Math.max(this.cpuMs * WALL_FACTOR, Math.min(this.cpuMs * runs, MAX_BATCH_WALL_MS));
     let used = 0n;
     let r: unknown;
+    let returned = false;
     try {
       const ref = live.refs[entry];
       // A log batch's shared-dict writes share one LMDB commit (one per batch, not one per request).
       const shared = this.#opts.shared;
       r = entry === 'flush' && shared ? shared.writeBatch(() => ref.applySync(undefined, args, { timeout })) : ref.applySync(undefined, args, { timeout });
+      returned = true;
     } catch (err) {
       throw this.#limitError(live, err, keys, phases, timeout);
     } finally {
-      if (!live.iso.isDisposed) {
+      // A call that returned left its isolate alive (a disposal always surfaces as a throw).
+      if (returned || !live.iso.isDisposed) {
         const now = live.iso.cpuTime;
         used = now - live.cpuSeen;
         this.cpuNs += used;
