@@ -66,6 +66,16 @@ function streamConfig(targets: string[], stream: string, upstreamExtra = ''): st
   return `listen:\n  - address: 127.0.0.1:0\nupstreams:\n  echo:\n    targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n${upstreamExtra}routes:\n  - upstream: echo\nstreams:\n  - name: echo\n    address: 127.0.0.1:0\n    upstream: echo\n${stream}`;
 }
 
+/** Says 'hi' over TLS (SNI a.stream.test, optionally with a client certificate); the echo, or nothing when refused. */
+function tlsHi(port: number, client?: { cert: string; key: string }): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const opts = { host: '127.0.0.1', port, servername: 'a.stream.test', ca: readFileSync(pki.ca.cert), allowHalfOpen: true, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) };
+    const s = tls.connect(opts as tls.ConnectionOptions, () => void exchange(s, 'hi').then(resolve));
+    s.once('error', () => resolve(Buffer.alloc(0)));
+    onTestFinished(() => void s.destroy());
+  });
+}
+
 describe('TCP stream proxy', () => {
   it('config: an unknown upstream or tenant, a duplicate name and an unknown key are file:line problems', () => {
     const yaml = `listen:\n  - address: 127.0.0.1:0\nupstreams:\n  up: { targets: ["127.0.0.1:1"] }\nroutes:\n  - upstream: up\nstreams:\n  - name: s\n    address: 127.0.0.1:0\n    upstream: nope\n  - name: s\n    address: 127.0.0.1:0\n    upstream: up\n    tenant: ghost\n    bogus: 1\n`;
@@ -189,13 +199,7 @@ describe('TCP stream proxy', () => {
     const stranger = makePki(undefined, 'stream-stranger-ca').client('stranger', 'stranger');
     const { server } = await startProxy(streamConfig([echo.address], `    tls:\n      certificates:\n        - { cert: ${a.cert}, key: ${a.key} }\n      client_ca: ${pki.ca.cert}\n      verify_client: optional\n`));
     const port = server.streamPorts[0]!;
-    const talk = (client?: { cert: string; key: string }): Promise<Buffer> =>
-      new Promise((resolve) => {
-        const opts = { host: '127.0.0.1', port, servername: 'a.stream.test', ca: readFileSync(pki.ca.cert), allowHalfOpen: true, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) };
-        const s = tls.connect(opts as tls.ConnectionOptions, () => void exchange(s, 'hi').then(resolve));
-        s.once('error', () => resolve(Buffer.alloc(0)));
-        onTestFinished(() => void s.destroy());
-      });
+    const talk = (client?: { cert: string; key: string }) => tlsHi(port, client);
     expect((await talk()).toString()).toBe('hi');
     expect((await talk(trusted)).toString()).toBe('hi');
     expect((await talk(stranger)).length).toBe(0);
@@ -212,13 +216,7 @@ describe('TCP stream proxy', () => {
       'mtls.ts': `export default function (ctx: any) { if (ctx.connection.clientCertificate?.subject !== 'CN=billing') return ctx.exit(403); }`,
     });
     const port = server.streamPorts[0]!;
-    const talk = (client?: { cert: string; key: string }): Promise<Buffer> =>
-      new Promise((resolve) => {
-        const opts = { host: '127.0.0.1', port, servername: 'a.stream.test', ca: readFileSync(pki.ca.cert), allowHalfOpen: true, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) };
-        const s = tls.connect(opts as tls.ConnectionOptions, () => void exchange(s, 'hi').then(resolve));
-        s.once('error', () => resolve(Buffer.alloc(0)));
-        onTestFinished(() => void s.destroy());
-      });
+    const talk = (client?: { cert: string; key: string }) => tlsHi(port, client);
     expect((await talk(billing)).toString()).toBe('hi');
     expect((await talk(other)).length).toBe(0);
     expect((await talk()).length).toBe(0);

@@ -12,6 +12,7 @@ import { allow, currentPhase, ANY_PHASE, BALANCER, HEADER_FILTER, LOG, REQUEST_P
 import { currentBalancer, type BalancerView } from './balancer-view.ts';
 import { scriptLog } from './log-buffer.ts';
 import { sharedDict, type SharedStore } from './shared-dict.ts';
+import type { ClientCertificate, TlsInfo } from '../../../runtime-api/index.d.ts';
 import {
   CHANGED_METHOD,
   CHANGED_PATH,
@@ -83,24 +84,9 @@ class RequestView {
   }
 }
 
-/** A client certificate the listener verified (runtime-api ClientCertificate). */
-export interface CertificateView {
-  readonly subject: string;
-  readonly issuer: string;
-  readonly serial: string;
-  readonly fingerprint256: string;
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly subjectAltName: string;
-}
-
-/** `ctx.request.tls` (runtime-api TlsInfo). */
-export interface TlsView {
-  readonly serverName: string;
-  readonly protocol: string;
-  readonly cipher: string;
-  readonly clientCertificate: CertificateView | null;
-}
+/** `ctx.request.tls` and its certificate are runtime-api's TlsInfo and ClientCertificate. */
+export type TlsView = TlsInfo;
+export type CertificateView = ClientCertificate;
 
 const tlsViews = new WeakMap<RequestState, TlsView | null>();
 
@@ -110,7 +96,7 @@ function tlsViewOf(s: RequestState): TlsView | null {
   if (v !== undefined) return v;
   v = null;
   if (s.tlsRecord) {
-    const r = JSON.parse(s.tlsRecord) as { n: string; p: string; c: string; cert?: CertificateView };
+    const r = JSON.parse(s.tlsRecord) as { n: string; p: string; c: string; cert?: ClientCertificate };
     v = Object.freeze({ serverName: r.n, protocol: r.p, cipher: r.c, clientCertificate: r.cert ? Object.freeze({ ...r.cert }) : null });
   }
   tlsViews.set(s, v);
