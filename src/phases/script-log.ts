@@ -6,6 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { WireLog } from '../sandbox/wire.ts';
+import { TENANT_FILENAME } from '../compile/compile-tenant.ts';
+import type { SourceMapper } from '../compile/source-mapper.ts';
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 const RESERVED = new Set(['tenant', 'route', 'reqId', 'level', 'time', 'msg', 'pid', 'hostname']);
@@ -14,13 +16,19 @@ export class ScriptLogSink {
   readonly #base: Logger | (() => Logger);
   readonly #tenant: string;
   readonly #route: string;
+  readonly #mapper: SourceMapper | undefined;
   #child: Logger | undefined;
 
-  /** `base` may be a function making the request logger (called on the first line only). */
-  constructor(base: Logger | (() => Logger), tenant: string, route: string) {
+  /**
+   * `base` may be a function making the request logger (called on the first line only). With
+   * `mapper`, a message holding a stack of the tenant bundle (`console.error(err)`) names the
+   * scripts' own file:line:column.
+   */
+  constructor(base: Logger | (() => Logger), tenant: string, route: string, mapper?: SourceMapper) {
     this.#base = base;
     this.#tenant = tenant;
     this.#route = route;
+    this.#mapper = mapper;
   }
 
   get logger(): Logger {
@@ -44,7 +52,8 @@ export class ScriptLogSink {
         }
       }
       obj.phase = phase;
-      log[LEVELS[level] ?? 'info'](obj, msg);
+      const text = this.#mapper && msg.includes(TENANT_FILENAME) ? this.#mapper.rewriteStack(msg) : msg;
+      log[LEVELS[level] ?? 'info'](obj, text);
     }
   }
 }

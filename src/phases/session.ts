@@ -41,7 +41,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     this.#rs = rs;
     this.#sid = sid;
     this.#req = req;
-    this.#sink = new ScriptLogSink(logger, rs.tenant, req.route);
+    this.#sink = new ScriptLogSink(logger, rs.tenant, req.route, rs.sandbox.mapper);
   }
 
   get keys(): ReadonlyArray<string | null> {

@@ -245,6 +245,29 @@ describe('log', () => {
     release();
   });
 
+  it('console.log/warn/error in a script reach the proxy log with the request, like ctx.log', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      config([origin], '    access_by_script: access.ts\n'),
+      {
+        'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+          console.log('user', { id: 7 }, 3);
+          console.warn('careful');
+          console.error(new Error('boom'));
+        }`,
+      },
+      logs.logger,
+    );
+    expect((await request(port, { path: '/c' })).status).toBe(200);
+    const info = await logs.waitFor((l) => l.msg === 'user {"id":7} 3');
+    expect(info).toMatchObject({ level: 30, phase: 'access', tenant: 'default', route: 'r' });
+    expect(typeof info.reqId).toBe('string');
+    expect(await logs.waitFor((l) => l.msg === 'careful')).toMatchObject({ level: 40 });
+    // The stack names the script's own file:line:column, not the bundle's.
+    expect(String((await logs.waitFor((l) => l.level === 50 && String(l.msg).startsWith('Error: boom'))).msg)).toMatch(/access\.ts:5:\d+/);
+  });
+
   it("a request sent after a response sees that response's log-phase writes (a /stats route, as in lua.conf)", async () => {
     const origin = await startOrigin();
     const yaml = config([origin], '    match: { path_prefix: /api/ }\n    log_by_script: count.ts\n').replace(

@@ -47,6 +47,39 @@ export const scriptLog = Object.freeze({
   },
 });
 
+/** One console argument as text: strings as they are, errors by their stack, the rest as JSON (else String). */
+function consoleText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    if (v instanceof Error) return v.stack ?? `${v.name}: ${v.message}`;
+    if (typeof v === 'object' && v !== null) return JSON.stringify(v) ?? String(v);
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
+function consoleLine(args: unknown[]): string {
+  let out = '';
+  for (let i = 0; i < args.length && out.length <= WIRE_LIMITS.logMessage; i++) out += (i ? ' ' : '') + consoleText(args[i]);
+  return out;
+}
+
+/**
+ * The isolate's `console` (isolated-vm's own one discards everything): `console.log/info` go to the
+ * proxy's log at info, `debug` at debug, `warn` at warn and `error`/`trace` at error, with the
+ * arguments joined by spaces (objects as JSON), like ctx.log and, in nginx's njs, ngx.log.
+ * Outside a phase (a bundle's top level) they are dropped, as ctx.log is.
+ */
+export const scriptConsole = Object.freeze({
+  log: (...args: unknown[]): void => push(1, consoleLine(args), undefined),
+  info: (...args: unknown[]): void => push(1, consoleLine(args), undefined),
+  debug: (...args: unknown[]): void => push(0, consoleLine(args), undefined),
+  warn: (...args: unknown[]): void => push(2, consoleLine(args), undefined),
+  error: (...args: unknown[]): void => push(3, consoleLine(args), undefined),
+  trace: (...args: unknown[]): void => push(3, consoleLine(args), undefined),
+});
+
 export function takeLogs(): WireLog[] | undefined {
   if (entries.length === 0) return undefined;
   const out = entries;

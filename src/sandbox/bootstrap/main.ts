@@ -14,7 +14,7 @@ import { BalancerView, setBalancer } from './balancer-view.ts';
 import { describeError } from './errors.ts';
 import { beginWriteBehind, declareDicts, settleWriteBehind } from './shared-dict.ts';
 import { headerListDirty, headerListRaw } from './header-list.ts';
-import { clearLogs, takeLogs } from './log-buffer.ts';
+import { clearLogs, scriptConsole, takeLogs } from './log-buffer.ts';
 import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
 import {
   CHANGED_METHOD,
@@ -27,6 +27,9 @@ import {
 } from './request-state.ts';
 
 type PhaseFn = (...args: unknown[]) => unknown;
+
+// Scripts' console.* goes to the request's log (log-buffer.ts), before any tenant code runs.
+(globalThis as unknown as { console: unknown }).console = scriptConsole;
 
 const states = new Map<number, RequestState>();
 let routes: Array<InstalledRoute | null> = [];
