@@ -62,6 +62,18 @@ export class InstallError extends Error {
  * also skips V8's parse/compile of it. Freed with the bundle (never released by a generation).
  */
 const codeCache = new WeakMap<TenantBundle, ivm.ExternalCopy<ArrayBuffer>>();
+/** V8 code cache of the bootstrap (the same source for every isolate of the process): made by the first isolate. */
+let bootCache: { source: string; data: ivm.ExternalCopy<ArrayBuffer> } | undefined;
+
+/** Compile options for the bootstrap: with its code cache once one exists. */
+function bootOptions(source: string): ivm.ScriptInfo {
+  return bootCache?.source === source ? { filename: BOOTSTRAP_FILENAME, cachedData: bootCache.data } : { filename: BOOTSTRAP_FILENAME, produceCachedData: true };
+}
+
+function keepBootCache(source: string, script: ivm.Script): void {
+  const produced = (script as ivm.Script & ivm.CachedDataResult).cachedData;
+  if (produced && bootCache?.source !== source) bootCache = { source, data: produced };
+}
 
 /** The wall-clock backstop of a call, as a multiple of cpu_ms. */
 export const WALL_FACTOR = 2;
@@ -173,7 +185,8 @@ export class TenantSandbox implements ScriptFiles {
     const iso = this.#newIsolate();
     try {
       const context = await iso.createContext();
-      const boot = await iso.compileScript(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
+      const boot = await iso.compileScript(this.#bootstrap, bootOptions(this.#bootstrap));
+      keepBootCache(this.#bootstrap, boot);
       const known = codeCache.get(this.#opts.bundle);
       const tenant = await iso.compileScript(this.#opts.bundle.code, known ? { filename: TENANT_FILENAME, cachedData: known } : { filename: TENANT_FILENAME, produceCachedData: true });
       const produced = (tenant as ivm.Script & ivm.CachedDataResult).cachedData;
@@ -190,7 +203,8 @@ export class TenantSandbox implements ScriptFiles {
     const iso = this.#newIsolate();
     try {
       const context = iso.createContextSync();
-      const boot = iso.compileScriptSync(this.#bootstrap, { filename: BOOTSTRAP_FILENAME });
+      const boot = iso.compileScriptSync(this.#bootstrap, bootOptions(this.#bootstrap));
+      keepBootCache(this.#bootstrap, boot);
       const known = codeCache.get(this.#opts.bundle);
       const info = known ? { filename: TENANT_FILENAME, cachedData: known } : { filename: TENANT_FILENAME };
       const tenant = iso.compileScriptSync(this.#opts.bundle.code, info);

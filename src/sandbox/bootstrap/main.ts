@@ -15,6 +15,7 @@ import { describeError } from './errors.ts';
 import { beginWriteBehind, declareDicts, settleWriteBehind } from './shared-dict.ts';
 import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, scriptConsole, takeLogs } from './log-buffer.ts';
+import { installWebGlobals } from './web-globals.ts';
 import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
 import {
   CHANGED_METHOD,
@@ -30,6 +31,7 @@ type PhaseFn = (...args: unknown[]) => unknown;
 
 // Scripts' console.* goes to the request's log (log-buffer.ts), before any tenant code runs.
 (globalThis as unknown as { console: unknown }).console = scriptConsole;
+installWebGlobals();
 
 const states = new Map<number, RequestState>();
 let routes: Array<InstalledRoute | null> = [];
