@@ -53,7 +53,7 @@ describe('rewrite and access', () => {
     expect(JSON.parse((await request(port)).text)).toEqual({ tls: null });
   });
 
-  it('scripts have URL, URLSearchParams, atob and btoa (a Basic-auth check and a query parameter)', async () => {
+  it('scripts have URL, URLSearchParams, atob, btoa, TextEncoder and TextDecoder (a Basic-auth check and a query parameter)', async () => {
     const origin = await startOrigin();
     const { port } = await startProxy(config([origin], '    access_by_script: web.ts\n'), {
       'web.ts': `${TS}export default function (ctx: api.AccessContext) {
@@ -62,13 +62,14 @@ describe('rewrite and access', () => {
         if (user !== 'ann' || pass !== 'pw') return ctx.exit(401, { headers: { 'www-authenticate': 'Basic realm="x"' } });
         const q = new URLSearchParams(ctx.request.query);
         const u = new URL(ctx.request.url, 'https://' + ctx.request.headers.get('host'));
-        ctx.exit(200, { body: JSON.stringify({ ids: q.getAll('id'), name: q.get('name'), path: u.pathname, host: u.hostname, token: btoa(user + ':' + pass) }) });
+        const utf8 = new TextEncoder().encode(q.get('name') ?? '');
+        ctx.exit(200, { body: JSON.stringify({ ids: q.getAll('id'), name: q.get('name'), path: u.pathname, host: u.hostname, token: btoa(user + ':' + pass), bytes: utf8.length, back: new TextDecoder().decode(utf8) }) });
       }`,
     });
     expect((await request(port, { headers: { authorization: `Basic ${Buffer.from('ann:bad').toString('base64')}` } })).status).toBe(401);
     const ok = await request(port, { path: '/a/../b?id=1&id=2&name=J%C3%BCrgen+X', host: 'Shop.Example', headers: { authorization: `Basic ${Buffer.from('ann:pw').toString('base64')}` } });
     expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64') });
+    expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64'), bytes: 9, back: 'Jürgen X' });
   });
 
   it('a script can choose another configured upstream', async () => {
