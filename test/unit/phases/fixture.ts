@@ -88,3 +88,15 @@ export const SUMMARY = {
   responseHeaders: ['content-type', 'text/plain'],
   error: '',
 };
+
+/** Runs route `route`'s request phases for `req` and returns its exit body as JSON (throws when the scripts did not exit). */
+export function exitJson(f: Fixture, route: number, req: ScriptRequest): unknown {
+  const s = f.host.route(route)!.open(req, f.logger);
+  try {
+    const r = s.requestPhases(req);
+    if (r.action !== 'exit') throw new Error('no exit');
+    return JSON.parse(String(r.body));
+  } finally {
+    s.close();
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteScriptsImpl } from '../../../src/phases/route-scripts.ts';
-import { config, fixture, request, SUMMARY, type Fixture } from '../phases/fixture.ts';
+import { config, exitJson, fixture, request, SUMMARY, type Fixture } from '../phases/fixture.ts';
 
 // The log phase runs what the path asks for and logs what each step returned.
 const LOG = `export default function log(ctx: any) {
@@ -60,15 +60,7 @@ function logs(...paths: string[]): void {
 }
 
 function read(key: string): unknown {
-  const req = request({ path: `/${key}` });
-  const s = f.host.route(1)!.open(req, f.logger);
-  try {
-    const r = s.requestPhases(req);
-    if (r.action !== 'exit') throw new Error('no exit');
-    return JSON.parse(String(r.body));
-  } finally {
-    s.close();
-  }
+  return exitJson(f, 1, request({ path: `/${key}` }));
 }
 
 /** Log records of the tenant still waiting for their batch. */

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isProxyError } from '../../../src/errors.ts';
-import { config, fixture, request, type Fixture } from '../phases/fixture.ts';
+import { config, exitJson, fixture, request, type Fixture } from '../phases/fixture.ts';
 
 const OPS = `export default function access(ctx: any) {
   const [dict, ...args] = JSON.parse(decodeURIComponent(ctx.request.query));
@@ -32,15 +32,7 @@ beforeAll(async () => {
 afterAll(() => f.cleanup());
 
 function op(route: number, ...args: unknown[]): unknown {
-  const req = request({ query: encodeURIComponent(JSON.stringify(args)) });
-  const s = f.host.route(route)!.open(req, f.logger);
-  try {
-    const r = s.requestPhases(req);
-    if (r.action !== 'exit') throw new Error('no exit');
-    return JSON.parse(String(r.body));
-  } finally {
-    s.close();
-  }
+  return exitJson(f, route, request({ query: encodeURIComponent(JSON.stringify(args)) }));
 }
 const A = (...args: unknown[]) => op(0, 'd', ...args);
 
