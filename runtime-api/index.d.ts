@@ -89,6 +89,24 @@ export interface ReadonlyRequest {
    * `if (ctx.request.tls?.clientCertificate?.subject !== 'CN=billing,O=Acme') return ctx.exit(403);`
    */
   readonly tls: TlsInfo | null;
+  /**
+   * The request body, when the route sets `script_body` (its size limit) and the request has one;
+   * `null` otherwise. Read whole before rewrite runs (like OpenResty's `ngx.req.read_body()`), then
+   * sent upstream unchanged. Read-only.
+   */
+  readonly body: RequestBody | null;
+}
+
+/** A request body read for the scripts (`ctx.request.body`). */
+export interface RequestBody {
+  /** Size in bytes. */
+  readonly length: number;
+  /** The bytes (a new copy each call). */
+  bytes(): Uint8Array;
+  /** The bytes decoded as UTF-8. */
+  text(): string;
+  /** `JSON.parse(text())`; throws on invalid JSON. */
+  json(): unknown;
 }
 
 /** TLS facts of a connection, as nginx's `$ssl_server_name`, `$ssl_protocol` and `$ssl_cipher`. */

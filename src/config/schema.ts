@@ -229,6 +229,12 @@ const route = z.strictObject({
   log_by_script: z.string().optional(),
   /** Picks the upstream target for each try (and again, with the failure, for a retry). */
   balancer_by_script: z.string().optional(),
+  /**
+   * rewrite/access see the request body (`ctx.request.body`, like OpenResty's ngx.req.read_body):
+   * it is read whole, up to this size, before they run (a larger one gets 413). Unset: scripts
+   * never see the body, which streams to the upstream.
+   */
+  script_body: size.optional(),
 });
 
 /** Phase script keys a stream may name (a subset of PHASE_SCRIPT_KEYS). */

@@ -19,7 +19,7 @@ import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
 import { forwardResponseHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
-import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry } from './request-prelude.ts';
+import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
@@ -169,9 +169,40 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
 
     const scripts = this.#gen.scripts?.route(route.index);
+    const scriptBody = route.config.script_body;
+    if (scripts && scriptBody !== undefined && this.#hasBody && (scripts.has.rewrite || scripts.has.access)) {
+      // rewrite/access see the body (route `script_body`): read it whole first, up to the smaller limit.
+      const cap = maxBody > 0 ? Math.min(maxBody, scriptBody) : scriptBody;
+      if (cl !== undefined && Number(cl) > cap) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
+      const counter = (this.#bodyCounter = limitBody(req, cap));
+      if (this.#expectContinue) this.#res.writeContinue();
+      readReplayBody(counter as unknown as import('node:stream').Readable).then(
+        (buf) => {
+          this.#replay = buf;
+          if (this.#done) return;
+          try {
+            this.#afterHead(plan, scripts, cl, maxBody);
+          } catch (err) {
+            this.#fail(err);
+          }
+        },
+        (err) => {
+          if (!this.#done) this.#fail(err);
+        },
+      );
+      return;
+    }
+    this.#afterHead(plan, scripts, cl, maxBody);
+  }
+
+  /** The rest of #begin, once the request head is checked (and a `script_body` is read): scripts, then the upstream. */
+  #afterHead(plan: RequestPlan, scripts: RouteScripts | undefined, cl: string | undefined, maxBody: number): void {
+    const req = this.#req;
+    const route = plan.route!;
     if (scripts) {
       this.#scripts = scripts;
       const sreq = scriptRequestOf(plan, req, this.#lc.scheme);
+      if (this.#replay && route.config.script_body !== undefined) sreq.body = this.#replay;
       this.#session = scripts.open(sreq, () => this.#requestLogger());
       if (this.#lc.metrics || this.#tracing) this.#session = observeSession(this.#session, scripts.has, route.config.tenant, this.#lc.metrics, this.#tracing);
       const exit = runRequestScripts(scripts, this.#session, sreq, plan);
@@ -198,14 +229,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     if (this.#tracing) this.#tracing.upstreamHeaders(this.#upstreamHeaders);
     this.#headOnly = this.#method === 'HEAD';
-    if (this.#hasBody) {
+    if (this.#hasBody && !this.#replay) {
       // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
       if (maxBody > 0 || cl === undefined) this.#body = this.#bodyCounter = limitBody(req, maxBody);
       else this.#body = req;
       if (this.#expectContinue) this.#res.writeContinue();
     }
     this.#hashKey = upstream.hashKey({ headers: this.#upstreamHeaders, clientIp: req.socket.remoteAddress ?? '', path });
-    if (this.#hasBody && shouldBufferBody(upstream.config, this.#method, cl)) {
+    if (this.#hasBody && !this.#replay && shouldBufferBody(upstream.config, this.#method, cl)) {
       readReplayBody(this.#body as unknown as import('node:stream').Readable).then(
         (buf) => {
           this.#replay = buf;

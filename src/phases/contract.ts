@@ -39,6 +39,8 @@ export interface ScriptRequest {
   clientPort: number;
   /** The connection's TLS facts as core/tls-facts.ts records them (JSON); '' or absent over plain TCP. */
   tls?: string;
+  /** The whole request body, when the route has `script_body` and the request has one. */
+  body?: Buffer;
   /** Route name (or `#index` when the route has none) and tenant name. */
   route: string;
   tenant: string;

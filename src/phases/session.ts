@@ -87,7 +87,9 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   requestPhases(req: ScriptRequest): RequestPhasesResult {
     const rs = this.#rs;
     const init = this.#epoch === 0 ? initRecord(rs.index, req) : this.#init();
-    const out = this.#call('req', [this.#sid, init], rs.requestPhaseIds);
+    // The body (route script_body) rides along as bytes in a latin1 string, once.
+    const args: Array<string | number> = init && req.body ? [this.#sid, init, req.body.toString('latin1')] : [this.#sid, init];
+    const out = this.#call('req', args, rs.requestPhaseIds);
     if (out === '') return CONTINUE;
     const o = parseResult<WireRequestResult>(checkString(out, 'rewrite/access'), 'rewrite/access');
     this.#done(o.l, rs.has.rewrite ? 'rewrite' : 'access');

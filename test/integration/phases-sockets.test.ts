@@ -72,6 +72,43 @@ describe('rewrite and access', () => {
     expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64'), bytes: 9, back: 'Jürgen X' });
   });
 
+  it('script_body: access reads the JSON body (ngx.req.read_body), the upstream still gets it byte for byte; too large is 413', async () => {
+    const origin = await startOrigin();
+    const yaml = config([origin], '    script_body: 1kb\n    access_by_script: body.ts\n');
+    const { port } = await startProxy(yaml, {
+      'body.ts': `${TS}export default function (ctx: api.AccessContext) {
+        const b = ctx.request.body;
+        if (b === null) return ctx.exit(411, { body: 'no body' });
+        const doc = b.json() as { action?: string };
+        if (doc.action !== 'deploy') return ctx.exit(403, { body: 'action ' + String(doc.action) + ', ' + b.length + ' bytes, ' + b.bytes()[0] });
+        ctx.request.headers.set('x-action', doc.action);
+      }`,
+    });
+    const ok = JSON.stringify({ action: 'deploy', who: 'Jürgen' });
+    const res = await request(port, { method: 'POST', path: '/hook', body: ok, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    const seen = origin.seen[0]!;
+    expect(seen.headers['x-action']).toBe('deploy');
+    expect(seen.body.toString()).toBe(ok);
+    const denied = await request(port, { method: 'POST', path: '/hook', body: '{"action":"drop"}' });
+    expect(denied.status).toBe(403);
+    expect(denied.text).toBe('action drop, 17 bytes, 123');
+    // Chunked (no Content-Length) is read the same way.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const r = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/hook', agent: false }, (res2) => {
+        res2.resume();
+        resolve(res2.statusCode!);
+      });
+      r.on('error', reject);
+      r.write('{"action":');
+      r.end('"deploy"}');
+    });
+    expect(chunked).toBe(200);
+    expect((await request(port, { method: 'POST', path: '/hook', body: 'x'.repeat(2000) })).status).toBe(413);
+    expect((await request(port, { path: '/hook' })).status).toBe(411);
+    expect(origin.seen).toHaveLength(2);
+  });
+
   it('a script can choose another configured upstream', async () => {
     const a = await startOrigin(undefined, 'a');
     const b = await startOrigin(undefined, 'b');

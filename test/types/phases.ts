@@ -40,6 +40,8 @@ export const rewrite: RewriteHandler = (ctx) => {
   ctx.request.clientIp = '1.2.3.4';
   expectType<string | undefined>(ctx.request.tls?.clientCertificate?.subject);
   expectType<string | undefined>(ctx.request.tls?.serverName);
+  expectType<unknown>(ctx.request.body?.json());
+  expectType<number | undefined>(ctx.request.body?.length);
   // @ts-expect-error the TLS facts are read-only
   ctx.request.tls = null;
   // @ts-expect-error timings are a log-phase view

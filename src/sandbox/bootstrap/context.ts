@@ -12,7 +12,8 @@ import { allow, currentPhase, ANY_PHASE, BALANCER, HEADER_FILTER, LOG, REQUEST_P
 import { currentBalancer, type BalancerView } from './balancer-view.ts';
 import { scriptLog } from './log-buffer.ts';
 import { sharedDict, type SharedStore } from './shared-dict.ts';
-import type { ClientCertificate, TlsInfo } from '../../../runtime-api/index.d.ts';
+import type { ClientCertificate, RequestBody, TlsInfo } from '../../../runtime-api/index.d.ts';
+import { utf8Decode } from './web-globals.ts';
 import {
   CHANGED_METHOD,
   CHANGED_PATH,
@@ -82,6 +83,30 @@ class RequestView {
   get tls(): TlsView | null {
     return tlsViewOf(this.#s);
   }
+  /** The request body (route `script_body`); null without one. */
+  get body(): RequestBody | null {
+    return bodyViewOf(this.#s);
+  }
+}
+
+const bodyViews = new WeakMap<RequestState, RequestBody>();
+
+/** `ctx.request.body` (runtime-api RequestBody) over the body's latin1 string, made once per request. */
+function bodyViewOf(s: RequestState): RequestBody | null {
+  const raw = s.body;
+  if (raw === null) return null;
+  let v = bodyViews.get(s);
+  if (!v) {
+    const bytes = (): Uint8Array => {
+      const out = new Uint8Array(raw.length);
+      for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+      return out;
+    };
+    const text = (): string => utf8Decode(bytes());
+    v = Object.freeze({ length: raw.length, bytes, text, json: (): unknown => JSON.parse(text()) });
+    bodyViews.set(s, v);
+  }
+  return v;
 }
 
 /** `ctx.request.tls` and its certificate are runtime-api's TlsInfo and ClientCertificate. */

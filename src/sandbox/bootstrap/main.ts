@@ -94,11 +94,12 @@ function install(routesJson: string, upstreamsJson: string, tenantName: string, 
   return problems.length ? jsonStringify(problems) : '';
 }
 
-function req(sid: number, init: string): string {
+function req(sid: number, init: string, body?: string): string {
   let phase: number = PHASE_ID.rewrite;
   let out: WireRequestResult = {};
   try {
     const s = state(sid, init);
+    if (typeof body === 'string') s.body = body;
     const fns = s.route.fns;
     if (fns[PHASE_ID.rewrite]) runPhase(s, PHASE_ID.rewrite);
     if (!s.exit && fns[PHASE_ID.access]) {

@@ -80,6 +80,8 @@ export class RequestState {
   readonly clientPort: number;
   /** The connection's TLS facts (JSON of core/tls-facts.ts TlsRecord); '' over plain TCP. */
   readonly tlsRecord: string;
+  /** The request body's bytes as a latin1 string (route script_body); null when there is none. */
+  body: string | null = null;
   readonly headers: HeaderList;
   changed = 0;
   upstream: string;

@@ -54,6 +54,12 @@ function lazyGroup(names: readonly string[], load: () => Globals): void {
   }
 }
 
+/** UTF-8 bytes to text with the bundled TextDecoder (whatever a script did to the global). */
+export function utf8Decode(bytes: Uint8Array): string {
+  const m = require('fast-text-encoding/text.min.js') as { TextDecoder: new () => { decode(b: Uint8Array): string } };
+  return new m.TextDecoder().decode(bytes);
+}
+
 export function installWebGlobals(): void {
   lazyGroup(['URL', 'URLSearchParams', 'atob', 'btoa'], () => ({
     URL: require('core-js-pure/actual/url'),
