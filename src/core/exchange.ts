@@ -17,7 +17,7 @@ import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
-import { forwardResponseHeaders } from './hop-by-hop.ts';
+import { forwardResponseHeaders, withoutHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
 import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
@@ -31,6 +31,10 @@ import { reportScriptError } from '../observability/error-report.ts';
 import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
 import { readReplayBody } from '../upstream/replay-body.ts';
+
+/** Response headers the proxy replaces (its own X-Request-Id) or drops (a 204's length, a body changed by a script). */
+const REQUEST_ID = new Set(['x-request-id']);
+const CONTENT_LENGTH = new Set(['content-length']);
 
 /** What an exchange needs from its listener. */
 export interface ListenerContext {
@@ -304,14 +308,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     let out = forwardResponseHeaders(headers);
     // X-Request-Id goes back to the client on every response (the upstream's own copy is replaced).
-    if (headers['x-request-id'] !== undefined) out = dropHeader(out, 'x-request-id');
+    if (headers['x-request-id'] !== undefined) out = withoutHeaders(out, REQUEST_ID);
     out.push('x-request-id', this.#id);
     const via = this.#gen.config.via;
     if (via) out.push('via', viaEntry(this.#upstream!.config.protocol === 'http2' ? '2.0' : '1.1', via));
     if (status === 204 || status === 304) {
       this.#bodiless = true;
       // A 204 never has a Content-Length (RFC 9110 §8.6); a 304's is the selected representation's, kept.
-      if (status === 204 && headers['content-length'] !== undefined) out = dropContentLength(out);
+      if (status === 204 && headers['content-length'] !== undefined) out = withoutHeaders(out, CONTENT_LENGTH);
     }
     // gRPC bodies are length-prefixed protobuf frames: body_filter never applies to them.
     if (this.#headOnly || NO_BODY_STATUS(status) || this.#grpc) this.#bodyFilter = false;
@@ -394,7 +398,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return {
       head: (head, changed) => {
         const res = this.#res;
-        const out = dropContentLength(head.headers);
+        const out = withoutHeaders(head.headers, CONTENT_LENGTH);
         if (this.#lc.draining()) res.shouldKeepAlive = false;
         this.#status = head.status;
         this.#responseHeaders = out;
@@ -685,15 +689,4 @@ function uncork(res: ServerResponse): void {
   res.uncork();
 }
 
-function dropHeader(headers: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== name) out.push(headers[i]!, headers[i + 1]!);
-  return out;
-}
-
-function dropContentLength(headers: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') out.push(headers[i]!, headers[i + 1]!);
-  return out;
-}
 

@@ -25,12 +25,14 @@ import type { Generation } from '../control/generation.ts';
 import type { ListenerContext } from './exchange.ts';
 import type { Refusal } from './request-prelude.ts';
 import { proxyWebSocket, type TunnelSet, type UpgradeClient } from './websocket.ts';
+import { withoutHeaders } from './hop-by-hop.ts';
 
 /** RFC 6455 §1.3: appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2); node throws on them. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
+const CONTENT_LENGTH = new Set(['content-length']);
 
 /** Serves one RFC 8441 WebSocket stream; see the module comment. Never throws. */
 export function proxyHttp2WebSocket(gen: Generation, lc: ListenerContext, req: Http2ServerRequest, res: Http2ServerResponse, tunnels: TunnelSet): void {
@@ -95,11 +97,7 @@ class Http2Client implements UpgradeClient {
   }
 
   respond(status: number, headers: string[], body: Buffer): { status: number; headers: string[]; bytes: number } {
-    const out: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!.toLowerCase();
-      if (name !== 'content-length') out.push(name, headers[i + 1]!);
-    }
+    const out = withoutHeaders(headers, CONTENT_LENGTH);
     out.push('content-length', String(body.length));
     const err = this.#respondHead(status, out, body.length === 0);
     if (err) {

@@ -56,3 +56,16 @@ export function forwardResponseHeaders(headers: Record<string, string | string[]
   }
   return out;
 }
+
+/**
+ * A flat header list ([name, value, …]) with lower-case names, without any name in `drop`
+ * (lower-case). For heads the proxy rewrites itself: a length it sets anew, a duplicate id.
+ */
+export function withoutHeaders(headers: readonly string[], drop: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (!drop.has(name)) out.push(name, headers[i + 1]!);
+  }
+  return out;
+}

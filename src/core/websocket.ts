@@ -30,10 +30,13 @@ import type { Target, Upstream } from '../upstream/upstream.ts';
 import { recordRequest, scriptErrors, trackConnection } from '../observability/metrics.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
-import { forwardResponseHeaders } from './hop-by-hop.ts';
+import { forwardResponseHeaders, withoutHeaders } from './hop-by-hop.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type Tunnel, type TunnelSide, type TunnelStats } from './stream-tunnel.ts';
+
+/** Headers a local answer on the client's connection sets itself (it is closed after the answer). */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection']);
 
 /** Where a listener keeps its open tunnels, so a hard stop can cut them. */
 export type TunnelSet = Set<Tunnel>;
@@ -152,12 +155,7 @@ class Http1Client implements UpgradeClient {
   }
 
   respond(status: number, headers: string[], body: Buffer): { status: number; headers: string[]; bytes: number } {
-    const out: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!.toLowerCase();
-      if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
-      out.push(name, headers[i + 1]!);
-    }
+    const out = withoutHeaders(headers, FRAMING);
     out.push('content-length', String(body.length), 'connection', 'close');
     if (this.side.writable) {
       this.side.end(Buffer.concat([Buffer.from(responseHead(status, http.STATUS_CODES[status] ?? '', out), 'latin1'), body]));

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 
 export interface WsOrigin {
@@ -42,6 +42,15 @@ export async function roundTrip(ws: WebSocket, data: string | Buffer): Promise<{
   ws.send(data, { binary: typeof data !== 'string' });
   const [d, isBinary] = await reply;
   return { data: d, isBinary };
+}
+
+/** Sends a 5 MB binary message (a byte pattern every 4 KiB) and expects it echoed back unchanged, as binary. */
+export async function expectBigBinaryEcho(ws: WebSocket): Promise<void> {
+  const big = Buffer.alloc(5 * 1024 * 1024);
+  for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
+  const echoed = await roundTrip(ws, big);
+  expect(echoed.isBinary).toBe(true);
+  expect(echoed.data.equals(big)).toBe(true);
 }
 
 export interface H2WebSocketResult {

@@ -16,7 +16,7 @@ import { h2Connect, h2Request } from '../helpers/h2-client.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
 import { startOrigin, startProxy } from '../helpers/servers.ts';
-import { h2WebSocket, roundTrip, startWsOrigin } from '../helpers/ws.ts';
+import { expectBigBinaryEcho, h2WebSocket, roundTrip, startWsOrigin } from '../helpers/ws.ts';
 
 const TS = 'import type * as api from "scriptgate/runtime-api";\n';
 
@@ -65,11 +65,7 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
     expect(opened.headers['sec-websocket-accept']).toBeUndefined();
     const ws = opened.ws!;
     expect(await roundTrip(ws, 'hello')).toEqual({ data: Buffer.from('o:hello'), isBinary: false });
-    const big = Buffer.alloc(5 * 1024 * 1024);
-    for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
-    const echoed = await roundTrip(ws, big);
-    expect(echoed.isBinary).toBe(true);
-    expect(echoed.data.equals(big)).toBe(true);
+    await expectBigBinaryEcho(ws);
 
     const seen = origin.upgrades[0]!;
     expect(seen.method).toBe('GET');

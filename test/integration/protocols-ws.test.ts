@@ -17,7 +17,7 @@ import { metricsText } from '../../src/observability/metrics.ts';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
 import { rawRequest, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
-import { roundTrip, startWsOrigin } from '../helpers/ws.ts';
+import { expectBigBinaryEcho, roundTrip, startWsOrigin } from '../helpers/ws.ts';
 
 const TS = 'import type * as api from "scriptgate/runtime-api";\n';
 
@@ -66,11 +66,7 @@ describe('WebSocket', () => {
     expect(text).toEqual({ data: Buffer.from('o:hello'), isBinary: false });
     const small = Buffer.from([0, 1, 2, 255]);
     expect(await roundTrip(ws, small)).toEqual({ data: small, isBinary: true });
-    const big = Buffer.alloc(5 * 1024 * 1024);
-    for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
-    const echoed = await roundTrip(ws, big);
-    expect(echoed.isBinary).toBe(true);
-    expect(echoed.data.equals(big)).toBe(true);
+    await expectBigBinaryEcho(ws);
     const seen = origin.upgrades[0]!;
     expect(seen.url).toBe('/chat?room=1');
     expect(seen.headers.host).toBe(`127.0.0.1:${port}`);
