@@ -92,7 +92,7 @@ export interface ReadonlyRequest {
   /**
    * The request body, when the route sets `script_body` (its size limit) and the request has one;
    * `null` otherwise. Read whole before rewrite runs (like OpenResty's `ngx.req.read_body()`), then
-   * sent upstream unchanged. Read-only.
+   * sent upstream unchanged unless rewrite/access call `ctx.request.setBody()`. Read-only.
    */
   readonly body: RequestBody | null;
 }
@@ -153,6 +153,14 @@ export interface Request extends ReadonlyRequest {
   query: string;
   /** Headers sent upstream. Setting `host` sets the Host header sent upstream. */
   readonly headers: Headers;
+  /**
+   * Replaces the body sent upstream, like OpenResty's `ngx.req.set_body_data()`. Needs the route's
+   * `script_body` (the client's body is then read before rewrite/access); throws without it, or
+   * when the new body is larger than `script_body`. A string is sent as UTF-8. The proxy sets
+   * `Content-Length`; set `content-type` yourself when it changes. Later phases (access after
+   * rewrite) see the new body in `ctx.request.body`, and a retry sends it again.
+   */
+  setBody(body: string | Uint8Array): void;
 }
 
 /** The response head as the client will get it. */

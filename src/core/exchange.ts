@@ -213,6 +213,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (exit) return this.#exit(exit.status, exit.headers, exit.body);
       this.#method = plan.method;
       this.#bodyFilter = scripts.has.body_filter;
+      if (plan.body) {
+        // ctx.request.setBody(): this body goes upstream (and on a retry); undici sets its Content-Length.
+        this.#replay = plan.body;
+        this.#hasBody = true;
+        plan.headers = withoutHeaders(plan.headers, CONTENT_LENGTH);
+      }
     }
 
     if (plan.path === '*') {

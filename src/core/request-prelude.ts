@@ -42,6 +42,8 @@ export interface RequestPlan {
   headers: string[];
   /** The upstream's name: the route's, or a script's choice. */
   upstreamName: string | undefined;
+  /** A body a script set (ctx.request.setBody) to send instead of the client's. */
+  body?: Buffer;
 }
 
 /** A request the proxy answers itself instead of routing it. */
@@ -172,6 +174,7 @@ export function runRequestScripts(scripts: RouteScripts, session: ScriptSession,
   if (out.query !== undefined) plan.query = out.query;
   if (out.headers !== undefined) plan.headers = out.headers;
   if (out.upstream !== undefined) plan.upstreamName = out.upstream;
+  if (out.body !== undefined) plan.body = out.body;
   return undefined;
 }
 

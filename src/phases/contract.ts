@@ -58,6 +58,8 @@ export type RequestPhasesResult =
       headers?: string[];
       /** Name of a configured upstream chosen by a script, instead of the route's. */
       upstream?: string;
+      /** The body to send upstream instead of the client's (ctx.request.setBody; route script_body). */
+      body?: Buffer;
     }
   | {
       /** `ctx.exit()` / `ctx.redirect()`: the core answers with this and skips the upstream. */

@@ -78,9 +78,13 @@ export class ScriptHostImpl implements ScriptHost {
   }
 }
 
-function wireRoutes(plan: TenantPlan, routeCount: number, names: Array<string | undefined>, upstreams: Array<string | undefined>): Array<WireRoute | null> {
+function wireRoutes(plan: TenantPlan, routeCount: number, names: Array<string | undefined>, upstreams: Array<string | undefined>, scriptBody: Array<number | undefined>): Array<WireRoute | null> {
   const out: Array<WireRoute | null> = new Array(routeCount).fill(null);
-  for (const [i, keys] of plan.routes) out[i] = { n: names[i] ?? `#${i}`, s: keys, u: upstreams[i] ?? '' };
+  for (const [i, keys] of plan.routes) {
+    const r: WireRoute = { n: names[i] ?? `#${i}`, s: keys, u: upstreams[i] ?? '' };
+    if (scriptBody[i] !== undefined) r.b = scriptBody[i];
+    out[i] = r;
+  }
   return out;
 }
 
@@ -114,6 +118,7 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
   // Streams with scripts are installed like routes, after them (stream i at routes.length + i).
   const names = [...config.routes.map((r) => r.name), ...config.streams.map((s, i) => s.name ?? `stream#${i}`)];
   const upstreams = [...config.routes.map((r) => r.upstream), ...config.streams.map((s) => s.upstream)];
+  const scriptBody = config.routes.map((r) => r.script_body);
   const created = await Promise.allSettled(
     tenants.map((t, i) =>
       TenantSandbox.create({
@@ -121,7 +126,7 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
         memoryMb: t.memoryMb,
         cpuMs: t.cpuMs,
         cpuBudgetMsPerS: t.cpuBudgetMsPerS,
-        routes: wireRoutes(t, names.length, names, upstreams),
+        routes: wireRoutes(t, names.length, names, upstreams, scriptBody),
         upstreams: Object.keys(config.upstreams),
         shared,
         logger,

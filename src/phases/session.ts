@@ -104,6 +104,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     if (o.q !== undefined) r.query = checkString(o.q, 'query');
     if (o.u !== undefined) r.upstream = checkString(o.u, 'upstream');
     if (o.h !== undefined) r.headers = headerLines(o.h, 'request headers');
+    if (o.bd !== undefined) r.body = Buffer.from(checkString(o.bd, 'request body'), 'latin1');
     return r;
   }
 

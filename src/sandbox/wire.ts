@@ -39,6 +39,8 @@ export interface WireRoute {
   n: string;
   s: Array<string | null>;
   u: string;
+  /** The route's script_body in bytes (the largest body ctx.request.setBody() takes); absent without one. */
+  b?: number;
 }
 
 /** Error kinds: S = the script threw, F = forbidden call, R = bad result, I = bootstrap fault. */
@@ -65,6 +67,8 @@ export interface WireRequestResult {
   xh?: string[];
   xb?: string;
   xbin?: 1;
+  /** The request body a script set (ctx.request.setBody), as latin1 bytes. */
+  bd?: string;
   l?: WireLog[];
   e?: WireError;
 }

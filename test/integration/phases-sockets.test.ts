@@ -16,6 +16,19 @@ function config(origins: Origin[], route: string, extra = ''): string {
     .join(', ')}]\nroutes:\n  - name: r\n    upstream: up\n${route}`;
 }
 
+/** Sends a body in pieces (Transfer-Encoding: chunked, no Content-Length); resolves the status. */
+function sendChunked(port: number, method: string, path: string, pieces: string[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const r = http.request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    r.on('error', reject);
+    for (const p of pieces.slice(0, -1)) r.write(p);
+    r.end(pieces.at(-1));
+  });
+}
+
 describe('rewrite and access', () => {
   it('rewrite changes method, path, query and headers going upstream; access sees the changes', async () => {
     const origin = await startOrigin();
@@ -94,19 +107,81 @@ describe('rewrite and access', () => {
     expect(denied.status).toBe(403);
     expect(denied.text).toBe('action drop, 17 bytes, 123');
     // Chunked (no Content-Length) is read the same way.
-    const chunked = await new Promise<number>((resolve, reject) => {
-      const r = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/hook', agent: false }, (res2) => {
-        res2.resume();
-        resolve(res2.statusCode!);
-      });
-      r.on('error', reject);
-      r.write('{"action":');
-      r.end('"deploy"}');
-    });
-    expect(chunked).toBe(200);
+    expect(await sendChunked(port, 'POST', '/hook', ['{"action":', '"deploy"}'])).toBe(200);
     expect((await request(port, { method: 'POST', path: '/hook', body: 'x'.repeat(2000) })).status).toBe(413);
     expect((await request(port, { path: '/hook' })).status).toBe(411);
     expect(origin.seen).toHaveLength(2);
+  });
+
+  it('setBody (ngx.req.set_body_data): rewrite replaces the body, access sees it, the upstream gets it with its own Content-Length', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const yaml = config([origin], '    script_body: 1kb\n    rewrite_by_script: rewrite.ts\n    access_by_script: access.ts\n');
+    const { port } = await startProxy(
+      yaml,
+      {
+        'rewrite.ts': `${TS}export default function (ctx: api.RewriteContext) {
+          const mode = ctx.request.headers.get('x-mode');
+          if (mode === 'bin') return ctx.request.setBody(new Uint8Array([0, 255, 10, 128]));
+          if (mode === 'big') return ctx.request.setBody('x'.repeat(1025));
+          if (mode === 'form') {
+            ctx.request.method = 'POST';
+            ctx.request.headers.set('content-type', 'application/x-www-form-urlencoded');
+            return ctx.request.setBody('q=' + encodeURIComponent(ctx.request.query) + '&who=Jürgen');
+          }
+          const doc = ctx.request.body!.json() as Record<string, unknown>;
+          delete doc.password;
+          ctx.request.setBody(JSON.stringify(doc));
+        }`,
+        'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+          const b = ctx.request.body;
+          const text = b === null || ctx.request.headers.has('x-mode') && ctx.request.headers.get('x-mode') === 'bin' ? '' : b.text().slice(0, 12);
+          ctx.request.headers.set('x-access-saw', b === null ? 'none' : b.length + ' ' + text);
+        }`,
+      },
+      logs.logger,
+    );
+    const sent = JSON.stringify({ user: 'ann', password: 'hunter2', note: 'ü' });
+    expect((await request(port, { method: 'POST', path: '/login', body: sent, headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    const want = JSON.stringify({ user: 'ann', note: 'ü' });
+    let seen = origin.seen.at(-1)!;
+    expect(seen.body.toString()).toBe(want);
+    expect(seen.headers['content-length']).toBe(String(Buffer.byteLength(want)));
+    expect(seen.headers['x-access-saw']).toBe(`${Buffer.byteLength(want)} ${want.slice(0, 12)}`);
+
+    // A chunked client body is replaced the same way: the upstream gets a Content-Length, no chunks.
+    expect(await sendChunked(port, 'PUT', '/login', ['{"user":"bob",', '"password":"x"}'])).toBe(200);
+    seen = origin.seen.at(-1)!;
+    expect(seen.method).toBe('PUT');
+    expect(seen.body.toString()).toBe('{"user":"bob"}');
+    expect(seen.headers['content-length']).toBe('14');
+    expect(seen.headers['transfer-encoding']).toBeUndefined();
+
+    // A GET without a body becomes a form POST; bytes go as they are.
+    expect((await request(port, { path: '/search?k=v', headers: { 'x-mode': 'form' } })).status).toBe(200);
+    seen = origin.seen.at(-1)!;
+    expect(seen.method).toBe('POST');
+    expect(seen.body.toString()).toBe('q=k%3Dv&who=Jürgen');
+    expect(seen.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(seen.headers['x-access-saw']).toBe(`${Buffer.byteLength('q=k%3Dv&who=Jürgen')} q=k%3Dv&who=`);
+    expect((await request(port, { method: 'POST', path: '/bin', body: 'text', headers: { 'x-mode': 'bin' } })).status).toBe(200);
+    expect([...origin.seen.at(-1)!.body]).toEqual([0, 255, 10, 128]);
+    expect(origin.seen.at(-1)!.headers['x-access-saw']).toBe('4');
+
+    // Larger than script_body: the script fails (500) and says why; nothing reaches the upstream.
+    const before = origin.seen.length;
+    expect((await request(port, { method: 'POST', path: '/big', body: '{}', headers: { 'x-mode': 'big' } })).status).toBe(500);
+    expect(origin.seen).toHaveLength(before);
+    expect((await logs.waitFor((l) => String(l.err ?? '').includes('larger than the route')))!.err).toMatch(/rewrite\.ts:\d+:\d+: .*1025 bytes is larger than the route's script_body \(1024 bytes\)/);
+  });
+
+  it('setBody on a route without script_body fails the request with a message that names the fix', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(config([origin], '    access_by_script: access.ts\n'), { 'access.ts': `${TS}export default function (ctx: api.AccessContext) { ctx.request.setBody('x'); }` }, logs.logger);
+    expect((await request(port, { method: 'POST', path: '/', body: 'y' })).status).toBe(500);
+    expect(origin.seen).toHaveLength(0);
+    expect((await logs.waitFor((l) => String(l.err ?? '').includes('setBody')))!.err).toMatch(/route r has no script_body/);
   });
 
   it('a script can choose another configured upstream', async () => {

@@ -42,6 +42,10 @@ export const rewrite: RewriteHandler = (ctx) => {
   expectType<string | undefined>(ctx.request.tls?.serverName);
   expectType<unknown>(ctx.request.body?.json());
   expectType<number | undefined>(ctx.request.body?.length);
+  ctx.request.setBody(JSON.stringify({ redacted: true }));
+  ctx.request.setBody(new Uint8Array([1, 2]));
+  // @ts-expect-error a body is a string or bytes
+  ctx.request.setBody({ a: 1 });
   // @ts-expect-error the TLS facts are read-only
   ctx.request.tls = null;
   // @ts-expect-error timings are a log-phase view
@@ -80,6 +84,8 @@ export const headerFilter: HeaderFilterHandler = (ctx: HeaderFilterContext) => {
   ctx.request.path = '/other';
   // @ts-expect-error request headers are read-only here
   ctx.request.headers.set('x-a', 'b');
+  // @ts-expect-error the request body already went upstream
+  ctx.request.setBody('x');
   // @ts-expect-error the upstream is already chosen
   ctx.upstream = 'two';
 };

@@ -87,6 +87,24 @@ class RequestView {
   get body(): RequestBody | null {
     return bodyViewOf(this.#s);
   }
+  /**
+   * Replaces the body sent upstream (rewrite/access; the route needs `script_body`, so the client's
+   * body was read first). A string goes as UTF-8. The proxy sets Content-Length.
+   */
+  setBody(body: string | Uint8Array): void {
+    allow(REQUEST_PHASES, 'ctx.request.setBody()');
+    const s = this.#s;
+    const limit = s.route.bodyLimit;
+    if (limit < 0) throw new Error(`ctx.request.setBody(): route ${s.route.name} has no script_body; set it so the proxy reads the request body before rewrite/access`);
+    let data: string;
+    if (typeof body === 'string') data = utf8Latin1(body);
+    else if (body instanceof Uint8Array) data = latin1(body);
+    else throw new TypeError(`ctx.request.setBody(): body must be a string or Uint8Array, got ${body === null ? 'null' : typeof body}`);
+    if (data.length > limit) throw new RangeError(`ctx.request.setBody(): ${data.length} bytes is larger than the route's script_body (${limit} bytes)`);
+    s.body = data;
+    s.bodySet = true;
+    bodyViews.delete(s);
+  }
 }
 
 const bodyViews = new WeakMap<RequestState, RequestBody>();
@@ -167,6 +185,34 @@ function latin1(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
   return s;
+}
+
+/** A string's UTF-8 bytes as a latin1 string (a lone surrogate becomes U+FFFD, as TextEncoder does). */
+function utf8Latin1(str: string): string {
+  let out = '';
+  let run = 0;
+  for (let i = 0; i < str.length; i++) {
+    let c = str.charCodeAt(i);
+    if (c < 0x80) continue;
+    out += str.slice(run, i);
+    if (c < 0x800) out += String.fromCharCode(0xc0 | (c >> 6), 0x80 | (c & 63));
+    else {
+      if (c >= 0xd800 && c < 0xe000) {
+        const next = str.charCodeAt(i + 1);
+        if (c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+          c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+          i++;
+          out += String.fromCharCode(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+          run = i + 1;
+          continue;
+        }
+        c = 0xfffd;
+      }
+      out += String.fromCharCode(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    }
+    run = i + 1;
+  }
+  return run === 0 ? str : out + str.slice(run);
 }
 
 /** The bytes of a body given as string or Uint8Array, for the wire. */

@@ -87,7 +87,7 @@ function install(routesJson: string, upstreamsJson: string, tenantName: string, 
       }
       return fn as PhaseFn;
     });
-    return { name: r.n, fns, keys: r.s, upstream: r.u };
+    return { name: r.n, fns, keys: r.s, upstream: r.u, bodyLimit: r.b ?? -1 };
   });
   tenant.name = tenantName;
   tenant.upstreams = new Set(JSON.parse(upstreamsJson) as string[]);
@@ -116,6 +116,7 @@ function req(sid: number, init: string, body?: string): string {
       if (c & CHANGED_QUERY) out.q = s.query;
       if (c & CHANGED_UPSTREAM) out.u = s.upstream;
       if (headerListDirty(s.headers)) out.h = headerListRaw(s.headers).join('\n');
+      if (s.bodySet) out.bd = s.body ?? '';
     }
   } catch (e) {
     out = { e: describeError(e, phase) };
@@ -123,7 +124,9 @@ function req(sid: number, init: string, body?: string): string {
   setPhase(-1);
   const l = takeLogs();
   if (l) out.l = l;
-  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.requestResult, phase);
+  // A body set by a script was size-checked against script_body; JSON escapes at most 6 chars per byte.
+  const limit = WIRE_LIMITS.requestResult + (out.bd ? 6 * out.bd.length : 0);
+  for (const _k in out) return bounded(jsonStringify(out), limit, phase);
   return '';
 }
 

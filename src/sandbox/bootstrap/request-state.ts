@@ -14,6 +14,8 @@ export interface InstalledRoute {
   fns: Array<((...args: unknown[]) => unknown) | null>;
   keys: Array<string | null>;
   upstream: string;
+  /** The route's script_body in bytes: the largest body ctx.request.setBody() takes; -1 without one. */
+  bodyLimit: number;
 }
 
 export interface ExitResponse {
@@ -82,6 +84,8 @@ export class RequestState {
   readonly tlsRecord: string;
   /** The request body's bytes as a latin1 string (route script_body); null when there is none. */
   body: string | null = null;
+  /** A script replaced the body (ctx.request.setBody): it goes upstream instead of the client's. */
+  bodySet = false;
   readonly headers: HeaderList;
   changed = 0;
   upstream: string;
