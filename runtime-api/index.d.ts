@@ -240,6 +240,41 @@ export interface BaseContext {
   readonly tenant: string;
   /** The tenant's shared dictionary `name` (declared under `shared_dicts` in the config; others throw). */
   shared(name: string): SharedDict;
+  /**
+   * Hashes, HMACs, a constant-time compare and random bytes, synchronous, in the shape of Node's
+   * `crypto` (OpenResty: `ngx.hmac_sha1`, lua-resty-string). Every phase.
+   */
+  readonly crypto: ScriptCrypto;
+}
+
+/** Hash names `createHash`/`createHmac` take (case and `-` are ignored: `'SHA-256'` works). */
+export type HashAlgorithm = 'sha256' | 'sha384' | 'sha512' | 'sha1' | 'md5' | (string & {});
+
+/** A running hash or HMAC, like Node's `Hash`/`Hmac`: `update()` as often as needed, then one `digest()`. */
+export interface ScriptHash {
+  /** Adds data; a string counts as its UTF-8 bytes. */
+  update(data: string | Uint8Array): this;
+  /** The result as bytes; a second call throws. */
+  digest(): Uint8Array;
+  /** The result encoded; `base64url` is unpadded, as Node's and JWT's. */
+  digest(encoding: 'hex' | 'base64' | 'base64url' | 'latin1' | 'binary'): string;
+}
+
+/** `ctx.crypto`. */
+export interface ScriptCrypto {
+  /** `createHash('sha256').update(body).digest('hex')`. Throws on an unsupported algorithm. */
+  createHash(algorithm: HashAlgorithm): ScriptHash;
+  /** `createHmac('sha256', secret).update(payload).digest('base64url')` (a JWT HS256 signature). */
+  createHmac(algorithm: HashAlgorithm, key: string | Uint8Array): ScriptHash;
+  /**
+   * Compares in a time that depends only on the length: use it for a MAC or token the client sent.
+   * Strings compare as UTF-8 bytes; different lengths are unequal (no throw, unlike Node).
+   */
+  timingSafeEqual(a: string | Uint8Array, b: string | Uint8Array): boolean;
+  /** Bytes from the host's CSPRNG (at most 65536 a call). */
+  randomBytes(count: number): Uint8Array;
+  /** A random (version 4) UUID. */
+  randomUUID(): string;
 }
 
 /** Options of `ctx.exit()`. */

@@ -18,6 +18,7 @@
  *   const sb = await TenantSandbox.create({ bundle, memoryMb: 64, cpuMs: 50, routes, upstreams, logger });
  *   const json = sb.call('req', [sid, init], keys, [0, 1]);
  */
+import { randomBytes } from 'node:crypto';
 import ivm from 'isolated-vm';
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.ts';
@@ -66,6 +67,12 @@ const codeCache = new WeakMap<TenantBundle, ivm.ExternalCopy<ArrayBuffer>>();
 let bootCache: { source: string; data: ivm.ExternalCopy<ArrayBuffer> } | undefined;
 
 /** Compile options for the bootstrap: with its code cache once one exists. */
+/** The isolate's `__sgRandom(n)`: n bytes (0..65536, checked again inside) of the host's CSPRNG as latin1. */
+function randomLatin1(n: unknown): string {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65536) throw new RangeError('random byte count must be an integer from 0 to 65536');
+  return randomBytes(n).toString('latin1');
+}
+
 function bootOptions(source: string): ivm.ScriptInfo {
   return bootCache?.source === source ? { filename: BOOTSTRAP_FILENAME, cachedData: bootCache.data } : { filename: BOOTSTRAP_FILENAME, produceCachedData: true };
 }
@@ -229,6 +236,8 @@ export class TenantSandbox implements ScriptFiles {
           throw new RangeError('no shared dicts are declared (shared_dicts in the config)');
         };
     context.global.setSync('__sgShared', new ivm.Callback(sharedCall));
+    // crypto.getRandomValues / ctx.crypto.randomBytes: the host's CSPRNG, at most 64 KiB a call.
+    context.global.setSync('__sgRandom', new ivm.Callback(randomLatin1));
     // Long results come back through this callback (see bootstrap/main.ts `viaHost`: isolated-vm
     // leaks the native copy of long strings returned from applySync).
     context.global.setSync('__sgOut', new ivm.Callback((s: unknown) => {

@@ -2,6 +2,7 @@
  * Phase-script semantics end to end: a real client, the proxy, real isolates and esbuild, and a
  * recording origin. Every script lives in the test's temp config folder (the default tenant).
  */
+import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -83,6 +84,73 @@ describe('rewrite and access', () => {
     const ok = await request(port, { path: '/a/../b?id=1&id=2&name=J%C3%BCrgen+X', host: 'Shop.Example', headers: { authorization: `Basic ${Buffer.from('ann:pw').toString('base64')}` } });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64'), bytes: 9, back: 'Jürgen X' });
+  });
+
+  it('ctx.crypto: access checks a GitHub-style webhook HMAC over the body and a JWT HS256; random bytes and UUIDs come from the host', async () => {
+    const origin = await startOrigin();
+    const secret = 'It’s a Secret to Everybody';
+    const { port } = await startProxy(config([origin], '    script_body: 64kb\n    access_by_script: access.ts\n    header_filter_by_script: headers.ts\n'), {
+      'access.ts': `${TS}const SECRET = ${JSON.stringify(secret)};
+        export default function (ctx: api.AccessContext) {
+          const c = ctx.crypto;
+          if (ctx.request.path === '/hook') {
+            const body = ctx.request.body?.bytes() ?? new Uint8Array(0);
+            const want = 'sha256=' + c.createHmac('sha256', SECRET).update(body).digest('hex');
+            if (!c.timingSafeEqual(want, ctx.request.headers.get('x-hub-signature-256') ?? '')) return ctx.exit(401, { body: 'bad signature' });
+            ctx.request.headers.set('x-body-sha1', c.createHash('SHA-1').update(body).digest('base64'));
+            return;
+          }
+          const [h, p, sig] = (ctx.request.headers.get('authorization') ?? '').replace(/^Bearer /, '').split('.');
+          const want = c.createHmac('sha256', SECRET).update(h + '.' + p).digest('base64url');
+          if (!sig || !c.timingSafeEqual(want, sig)) return ctx.exit(401, { body: 'bad token' });
+          const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(p!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0))));
+          ctx.request.headers.set('x-user', claims.sub);
+          const h2 = c.createHash('sha512');
+          h2.update('a');
+          h2.update(new Uint8Array([98]));
+          ctx.request.headers.set('x-sha512-ab', h2.digest('hex'));
+          ctx.request.headers.set('x-md5', c.createHash('md5').update('').digest('hex'));
+          try { h2.digest(); } catch (e) { ctx.request.headers.set('x-twice', String((e as Error).message)); }
+          try { c.createHash('whirlpool'); } catch (e) { ctx.request.headers.set('x-unsupported', String((e as Error).message)); }
+        }`,
+      'headers.ts': `${TS}export default function (ctx: api.HeaderFilterContext) {
+          const nonce = ctx.crypto.randomBytes(16);
+          ctx.response.headers.set('content-security-policy', "script-src 'nonce-" + btoa(String.fromCharCode(...nonce)) + "'");
+          ctx.response.headers.set('x-uuid', crypto.randomUUID());
+          const u32 = crypto.getRandomValues(new Uint32Array(4));
+          ctx.response.headers.set('x-random', Array.from(u32).join(','));
+        }`,
+    });
+    const payload = JSON.stringify({ action: 'opened', who: 'Jürgen' });
+    const sig = `sha256=${createHmac('sha256', secret).update(payload).digest('hex')}`;
+    const hook = await request(port, { method: 'POST', path: '/hook', body: payload, headers: { 'x-hub-signature-256': sig } });
+    expect(hook.status).toBe(200);
+    expect(origin.seen.at(-1)!.headers['x-body-sha1']).toBe(createHash('sha1').update(payload).digest('base64'));
+    const forged = await request(port, { method: 'POST', path: '/hook', body: payload + ' ', headers: { 'x-hub-signature-256': sig } });
+    expect([forged.status, forged.text]).toEqual([401, 'bad signature']);
+
+    const b64u = (s: string) => Buffer.from(s).toString('base64url');
+    const unsigned = `${b64u('{"alg":"HS256","typ":"JWT"}')}.${b64u('{"sub":"ann-ü"}')}`;
+    const jwt = `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    const ok = await request(port, { path: '/api', headers: { authorization: `Bearer ${jwt}` } });
+    expect(ok.status).toBe(200);
+    const seen = origin.seen.at(-1)!.headers;
+    expect(seen['x-user']).toBe('ann-ü');
+    expect(seen['x-sha512-ab']).toBe(createHash('sha512').update('ab').digest('hex'));
+    expect(seen['x-md5']).toBe('d41d8cd98f00b204e9800998ecf8427e');
+    expect(seen['x-twice']).toMatch(/digest\(\) was already called/);
+    expect(seen['x-unsupported']).toMatch(/unsupported hash "whirlpool"/);
+    expect((await request(port, { path: '/api', headers: { authorization: `Bearer ${jwt.slice(0, -2)}xx` } })).status).toBe(401);
+
+    const nonces = new Set<string>();
+    for (const r of [ok, hook, await request(port, { path: '/api', headers: { authorization: `Bearer ${jwt}` } })]) {
+      const csp = String(r.headers['content-security-policy']);
+      expect(csp).toMatch(/^script-src 'nonce-[A-Za-z0-9+/]{22}=='$/);
+      nonces.add(csp);
+      expect(r.headers['x-uuid']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(String(r.headers['x-random']).split(',')).toHaveLength(4);
+    }
+    expect(nonces.size).toBe(3);
   });
 
   it('script_body: access reads the JSON body (ngx.req.read_body), the upstream still gets it byte for byte; too large is 413', async () => {

@@ -65,6 +65,12 @@ export const access: AccessHandler = (ctx: AccessContext) => {
   if (!auth) return ctx.exit(401, { body: new Uint8Array([1]) });
   ctx.redirect('https://example.com/', 308);
   ctx.log.info('ok', { user: ctx.vars.user });
+  expectType<string>(ctx.crypto.createHmac('sha256', 'secret').update('a').update(new Uint8Array([1])).digest('base64url'));
+  expectType<Uint8Array>(ctx.crypto.createHash('SHA-256').digest());
+  expectType<boolean>(ctx.crypto.timingSafeEqual('a', new Uint8Array([97])));
+  expectType<string>(ctx.crypto.randomUUID());
+  // @ts-expect-error digests are hex, base64, base64url or latin1
+  ctx.crypto.createHash('sha1').digest('utf8');
   const dict: SharedDict = ctx.shared('stats');
   expectType<number | undefined>(dict.incr('n', 1, 0, 10));
   // @ts-expect-error shared values are primitives

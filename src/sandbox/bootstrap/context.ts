@@ -14,6 +14,8 @@ import { scriptLog } from './log-buffer.ts';
 import { sharedDict, type SharedStore } from './shared-dict.ts';
 import type { ClientCertificate, RequestBody, TlsInfo } from '../../../runtime-api/index.d.ts';
 import { utf8Decode } from './web-globals.ts';
+import { latin1, latin1Bytes, utf8Latin1 } from './bytes.ts';
+import { scriptCrypto } from './script-crypto.ts';
 import {
   CHANGED_METHOD,
   CHANGED_PATH,
@@ -115,11 +117,7 @@ function bodyViewOf(s: RequestState): RequestBody | null {
   if (raw === null) return null;
   let v = bodyViews.get(s);
   if (!v) {
-    const bytes = (): Uint8Array => {
-      const out = new Uint8Array(raw.length);
-      for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-      return out;
-    };
+    const bytes = (): Uint8Array => latin1Bytes(raw);
     const text = (): string => utf8Decode(bytes());
     v = Object.freeze({ length: raw.length, bytes, text, json: (): unknown => JSON.parse(text()) });
     bodyViews.set(s, v);
@@ -181,39 +179,6 @@ function exitHeaders(h: unknown): string[] {
 /** Largest `ctx.exit()` body (1 MiB); the request-phase result limit leaves room for headers. */
 export const MAX_EXIT_BODY = 1 << 20;
 
-function latin1(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
-  return s;
-}
-
-/** A string's UTF-8 bytes as a latin1 string (a lone surrogate becomes U+FFFD, as TextEncoder does). */
-function utf8Latin1(str: string): string {
-  let out = '';
-  let run = 0;
-  for (let i = 0; i < str.length; i++) {
-    let c = str.charCodeAt(i);
-    if (c < 0x80) continue;
-    out += str.slice(run, i);
-    if (c < 0x800) out += String.fromCharCode(0xc0 | (c >> 6), 0x80 | (c & 63));
-    else {
-      if (c >= 0xd800 && c < 0xe000) {
-        const next = str.charCodeAt(i + 1);
-        if (c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
-          i++;
-          out += String.fromCharCode(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-          run = i + 1;
-          continue;
-        }
-        c = 0xfffd;
-      }
-      out += String.fromCharCode(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-    }
-    run = i + 1;
-  }
-  return run === 0 ? str : out + str.slice(run);
-}
 
 /** The bytes of a body given as string or Uint8Array, for the wire. */
 export function bodyToWire(body: unknown, what: string, limit: number = MAX_EXIT_BODY): { data: string; binary: boolean } {
@@ -271,6 +236,10 @@ export class Ctx {
   shared(name: string): SharedStore {
     allow(ANY_PHASE, 'ctx.shared()');
     return sharedDict(name);
+  }
+  /** Hashes, HMACs, a constant-time compare and random bytes (script-crypto.ts). */
+  get crypto(): typeof scriptCrypto {
+    return scriptCrypto;
   }
 
   get request(): RequestView {

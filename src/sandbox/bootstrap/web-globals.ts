@@ -3,13 +3,15 @@
  * isolate lacks and workerd or a browser has, from well-kept polyfills (nothing of the host is
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
  * WHATWG URL parser), and UTF-8 `TextEncoder`/`TextDecoder` from `fast-text-encoding` (no `fatal`
- * or `stream` option). Each group loads on the first read of any of its names, so an isolate whose
+ * or `stream` option), and `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
  * scripts never touch them pays only for parsing (the bootstrap's V8 code cache makes that small).
  * A script may still assign its own.
  *
  * Timers, `fetch` and the rest of the host stay out (see DESIGN.md: a script reaches nothing but
  * its request).
  */
+import { webCrypto } from './script-crypto.ts';
+
 declare const require: (id: string) => unknown;
 
 type Globals = Record<string, unknown>;
@@ -72,4 +74,6 @@ export function installWebGlobals(): void {
     const m = require('fast-text-encoding/text.min.js') as Globals;
     return { TextEncoder: m.TextEncoder ?? g.TextEncoder, TextDecoder: m.TextDecoder ?? g.TextDecoder };
   });
+  // Random bytes from the host's CSPRNG; hashes are on ctx.crypto (script-crypto.ts).
+  settle('crypto', webCrypto);
 }
