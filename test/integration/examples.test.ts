@@ -2,6 +2,7 @@
  * Every example in examples/ runs here as written, with only its addresses changed: the listener
  * moves to port 0 and the 127.0.0.1:900N targets to origins started by the test.
  */
+import { createHmac } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,6 +81,25 @@ describe('examples', () => {
     expect(origin.seen).toHaveLength(1);
     expect(origin.seen[0]!.headers['x-user']).toBe('alice');
     expect(origin.seen[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('webhook-signature: a delivery signed with the secret reaches the upstream byte for byte; unsigned, forged or altered ones get 401', async () => {
+    const origin = await startOrigin();
+    const { port, waitForLine } = await startExample('webhook-signature', [origin]);
+    const body = JSON.stringify({ action: 'opened', pull_request: { title: 'Grüße' } });
+    const sign = (b: string) => `sha256=${createHmac('sha256', 'It’s a Secret to Everybody').update(b).digest('hex')}`;
+    const ok = await request(port, { method: 'POST', path: '/hooks/github', body, headers: { 'x-hub-signature-256': sign(body), 'x-github-event': 'pull_request' } });
+    expect(ok.status).toBe(200);
+    expect(origin.seen).toHaveLength(1);
+    expect(origin.seen[0]!.body.toString()).toBe(body);
+    expect(origin.seen[0]!.headers['x-webhook-verified']).toBe('1');
+    const missing = await request(port, { method: 'POST', path: '/hooks/github', body });
+    expect([missing.status, missing.text]).toEqual([401, 'missing X-Hub-Signature-256\n']);
+    const altered = await request(port, { method: 'POST', path: '/hooks/github', body: body.replace('opened', 'closed'), headers: { 'x-hub-signature-256': sign(body), 'x-github-event': 'pull_request' } });
+    expect([altered.status, altered.text]).toEqual([401, 'bad signature\n']);
+    expect(await waitForLine((l) => l.msg === 'webhook signature mismatch')).toMatchObject({ event: 'pull_request', bytes: Buffer.byteLength(body) });
+    expect((await request(port, { method: 'POST', path: '/hooks/github', body: 'x'.repeat(1024 * 1024 + 1), headers: { 'x-hub-signature-256': sign('x') } })).status).toBe(413);
+    expect(origin.seen).toHaveLength(1);
   });
 
   it('headers: security headers added, Server and X-Powered-By removed, upstream choices kept', async () => {
