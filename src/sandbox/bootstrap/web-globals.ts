@@ -2,8 +2,9 @@
  * Runs inside the isolate, when the bootstrap loads: gives scripts the pure web globals a V8
  * isolate lacks and workerd or a browser has, from well-kept polyfills (nothing of the host is
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
- * WHATWG URL parser), and UTF-8 `TextEncoder`/`TextDecoder` from `fast-text-encoding` (no `fatal`
- * or `stream` option), and `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
+ * WHATWG URL parser), UTF-8 `TextEncoder` from `fast-text-encoding`, a WHATWG `TextDecoder`
+ * (utf8-decoder.ts: `fatal`, `ignoreBOM`, `stream`), and `crypto.getRandomValues`/`randomUUID`
+ * (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
  * scripts never touch them pays only for parsing (the bootstrap's V8 code cache makes that small).
  * A script may still assign its own.
  *
@@ -11,6 +12,7 @@
  * its request).
  */
 import { webCrypto } from './script-crypto.ts';
+import { makeTextDecoder } from './utf8-decoder.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -56,10 +58,12 @@ function lazyGroup(names: readonly string[], load: () => Globals): void {
   }
 }
 
-/** UTF-8 bytes to text with the bundled TextDecoder (whatever a script did to the global). */
+let utf8: { decode(b: Uint8Array): string } | undefined;
+
+/** UTF-8 bytes to text (U+FFFD for bad bytes), whatever a script did to the global TextDecoder. */
 export function utf8Decode(bytes: Uint8Array): string {
-  const m = require('fast-text-encoding/text.min.js') as { TextDecoder: new () => { decode(b: Uint8Array): string } };
-  return new m.TextDecoder().decode(bytes);
+  utf8 ??= new (makeTextDecoder(undefined))();
+  return utf8.decode(bytes);
 }
 
 export function installWebGlobals(): void {
@@ -72,7 +76,9 @@ export function installWebGlobals(): void {
   // fast-text-encoding assigns both to its top-level `this`: module.exports once bundled.
   lazyGroup(['TextEncoder', 'TextDecoder'], () => {
     const m = require('fast-text-encoding/text.min.js') as Globals;
-    return { TextEncoder: m.TextEncoder ?? g.TextEncoder, TextDecoder: m.TextDecoder ?? g.TextDecoder };
+    // UTF-8 decoding with fatal/ignoreBOM/stream is ours (utf8-decoder.ts); other labels are the polyfill's.
+    const other = (m.TextDecoder ?? g.TextDecoder) as Parameters<typeof makeTextDecoder>[0];
+    return { TextEncoder: m.TextEncoder ?? g.TextEncoder, TextDecoder: makeTextDecoder(other) };
   });
   // Random bytes from the host's CSPRNG; hashes are on ctx.crypto (script-crypto.ts).
   settle('crypto', webCrypto);

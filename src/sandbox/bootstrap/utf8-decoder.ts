@@ -1,0 +1,153 @@
+/**
+ * Runs inside the isolate: the global `TextDecoder` for UTF-8, per the WHATWG Encoding standard
+ * (§8.1.1 decoder, §7 TextDecoder): `fatal` (a TypeError instead of U+FFFD), `ignoreBOM`, and
+ * `decode(bytes, { stream: true })` across chunk boundaries — the options fast-text-encoding
+ * refuses, which scripts written for workerd or browsers use. Other labels (utf-16le, latin1) go
+ * to fast-text-encoding's decoder. Default: UTF-8, replacement characters, BOM stripped.
+ */
+
+/** The labels of UTF-8 (WHATWG Encoding §4.2). */
+const UTF8_LABELS = new Set(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
+
+interface DecoderLike {
+  decode(input?: unknown, options?: { stream?: boolean }): string;
+}
+type DecoderClass = new (label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean }) => DecoderLike;
+
+function bytesOf(input: unknown): Uint8Array {
+  if (input === undefined || input === null) return new Uint8Array(0);
+  if (input instanceof Uint8Array) return input;
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  throw new TypeError("Failed to execute 'decode' on 'TextDecoder': input must be an ArrayBuffer or ArrayBufferView");
+}
+
+/** Builds the TextDecoder class; `other` decodes labels that are not UTF-8. */
+export function makeTextDecoder(other: DecoderClass | undefined): DecoderClass {
+  return class TextDecoder {
+    readonly #fatal: boolean;
+    readonly #ignoreBOM: boolean;
+    readonly #other: DecoderLike | undefined;
+    // Decoder state kept between stream calls.
+    #needed = 0;
+    #seen = 0;
+    #cp = 0;
+    #lower = 0x80;
+    #upper = 0xbf;
+    #bomDone = false;
+
+    constructor(label: string = 'utf-8', options: { fatal?: boolean; ignoreBOM?: boolean } = {}) {
+      const name = String(label).trim().toLowerCase();
+      this.#fatal = Boolean(options?.fatal);
+      this.#ignoreBOM = Boolean(options?.ignoreBOM);
+      if (!UTF8_LABELS.has(name)) {
+        if (!other) throw new RangeError(`Failed to construct 'TextDecoder': the encoding label ${JSON.stringify(label)} is not supported`);
+        this.#other = new other(label, options);
+      }
+    }
+    get encoding(): string {
+      return this.#other ? ((this.#other as unknown as { encoding: string }).encoding ?? 'utf-8') : 'utf-8';
+    }
+    get fatal(): boolean {
+      return this.#fatal;
+    }
+    get ignoreBOM(): boolean {
+      return this.#ignoreBOM;
+    }
+
+    decode(input?: ArrayBuffer | ArrayBufferView | null, options?: { stream?: boolean }): string {
+      if (this.#other) return this.#other.decode(input, options);
+      const bytes = bytesOf(input);
+      const stream = Boolean(options?.stream);
+      const units: number[] = [];
+      let out = '';
+      const error = (): void => {
+        if (this.#fatal) {
+          this.#reset();
+          this.#bomDone = false;
+          throw new TypeError("Failed to execute 'decode' on 'TextDecoder': the encoded data was not valid UTF-8");
+        }
+        units.push(0xfffd);
+      };
+      const n = bytes.length;
+      for (let i = 0; i < n; i++) {
+        const b = bytes[i]!;
+        if (this.#needed === 0 && b < 0x80) {
+          // A run of ASCII goes over in one piece.
+          let j = i + 1;
+          while (j < n && bytes[j]! < 0x80 && j - i < 8192) j++;
+          if (units.length > 0) {
+            out += this.#text(units);
+            units.length = 0;
+          }
+          this.#bomDone = true;
+          out += String.fromCharCode.apply(null, bytes.subarray(i, j) as unknown as number[]);
+          i = j - 1;
+          continue;
+        }
+        if (this.#needed === 0) {
+          if (b >= 0xc2 && b <= 0xdf) {
+            this.#needed = 1;
+            this.#cp = b & 0x1f;
+          } else if (b >= 0xe0 && b <= 0xef) {
+            if (b === 0xe0) this.#lower = 0xa0;
+            if (b === 0xed) this.#upper = 0x9f;
+            this.#needed = 2;
+            this.#cp = b & 0xf;
+          } else if (b >= 0xf0 && b <= 0xf4) {
+            if (b === 0xf0) this.#lower = 0x90;
+            if (b === 0xf4) this.#upper = 0x8f;
+            this.#needed = 3;
+            this.#cp = b & 7;
+          } else error();
+        } else if (b < this.#lower || b > this.#upper) {
+          // An unexpected byte ends the sequence (one U+FFFD) and is decoded again on its own.
+          this.#reset();
+          error();
+          i--;
+        } else {
+          this.#lower = 0x80;
+          this.#upper = 0xbf;
+          this.#cp = (this.#cp << 6) | (b & 0x3f);
+          if (++this.#seen === this.#needed) {
+            const cp = this.#cp;
+            this.#reset();
+            if (cp > 0xffff) units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
+            else units.push(cp);
+          }
+        }
+        if (units.length >= 8192) {
+          out += this.#text(units);
+          units.length = 0;
+        }
+      }
+      if (!stream && this.#needed !== 0) {
+        this.#reset();
+        error();
+      }
+      out += this.#text(units);
+      if (!stream) this.#bomDone = false;
+      return out;
+    }
+
+    #reset(): void {
+      this.#needed = 0;
+      this.#seen = 0;
+      this.#cp = 0;
+      this.#lower = 0x80;
+      this.#upper = 0xbf;
+    }
+
+    /** Code units to a string, dropping a BOM at the very start of the stream unless ignoreBOM. */
+    #text(units: number[]): string {
+      let from = 0;
+      if (!this.#bomDone && units.length > 0) {
+        this.#bomDone = true;
+        if (!this.#ignoreBOM && units[0] === 0xfeff) from = 1;
+      }
+      let s = '';
+      for (let i = from; i < units.length; i += 4096) s += String.fromCharCode.apply(null, units.slice(i, Math.min(i + 4096, units.length)));
+      return s;
+    }
+  } as unknown as DecoderClass;
+}

@@ -1,0 +1,65 @@
+/**
+ * The isolate's TextDecoder (bootstrap/utf8-decoder.ts) against Node's own, which follows the
+ * WHATWG Encoding standard: replacement characters, fatal errors, BOM handling and streaming.
+ */
+import { describe, expect, it } from 'vitest';
+import { makeTextDecoder } from '../../../src/sandbox/bootstrap/utf8-decoder.ts';
+
+const Decoder = makeTextDecoder(undefined);
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+}
+
+/** Random byte strings biased toward UTF-8 lead/continuation bytes and edge values. */
+function randomBytes(rnd: () => number, n: number): Uint8Array {
+  const pick = [0x00, 0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x90, 0x8f, 0xef, 0xbb];
+  return Uint8Array.from({ length: n }, () => (rnd() % 3 === 0 ? rnd() & 255 : pick[rnd() % pick.length]!));
+}
+
+describe('TextDecoder (utf-8) in the isolate', () => {
+  it('decodes like Node for valid text, invalid bytes, truncated sequences and surrogates', () => {
+    const rnd = seeded(11);
+    const cases: Uint8Array[] = [Buffer.from('plain'), Buffer.from('Grüße € 😀'), Uint8Array.of(0xed, 0xa0, 0x80), Uint8Array.of(0xf0, 0x9f, 0x98), Uint8Array.of(0xe0, 0x80, 0x80), Uint8Array.of(0xf4, 0x90, 0x80, 0x80), Uint8Array.of(0xc0, 0xaf)];
+    for (let i = 0; i < 3000; i++) cases.push(randomBytes(rnd, rnd() % 12));
+    const node = new TextDecoder();
+    for (const b of cases) expect(new Decoder().decode(b)).toBe(node.decode(b));
+  });
+
+  it('fatal throws a TypeError on exactly the inputs Node rejects', () => {
+    const rnd = seeded(5);
+    for (let i = 0; i < 2000; i++) {
+      const b = randomBytes(rnd, rnd() % 10);
+      let want: string | Error;
+      try {
+        want = new TextDecoder('utf-8', { fatal: true }).decode(b);
+      } catch (e) {
+        want = e as Error;
+      }
+      const d = new Decoder('utf-8', { fatal: true });
+      if (want instanceof Error) expect(() => d.decode(b)).toThrow(TypeError);
+      else expect(d.decode(b)).toBe(want);
+    }
+  });
+
+  it('stream: a sequence split anywhere decodes as the whole; the BOM goes once unless ignoreBOM', () => {
+    const text = '\ufeffa€😀b ü';
+    const bytes = Buffer.from(text);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const d = new Decoder();
+      expect(d.decode(bytes.subarray(0, cut), { stream: true }) + d.decode(bytes.subarray(cut))).toBe(text.slice(1));
+    }
+    const d = new Decoder('UTF8', { ignoreBOM: true });
+    expect(d.decode(bytes)).toBe(text);
+    expect([d.encoding, d.fatal, d.ignoreBOM]).toEqual(['utf-8', false, true]);
+    // A stream that ends mid-sequence gets one U+FFFD (or a TypeError when fatal).
+    const e = new Decoder();
+    expect(e.decode(Uint8Array.of(0x61, 0xe2, 0x82), { stream: true })).toBe('a');
+    expect(e.decode()).toBe('\ufffd');
+    expect(() => new Decoder('utf-8', { fatal: true }).decode(Uint8Array.of(0xe2))).toThrow(TypeError);
+    expect(() => new Decoder('koi8-r')).toThrow(RangeError);
+    expect(new Decoder().decode(new Uint16Array([0x6968]))).toBe('hi');
+    expect(new Decoder().decode(Buffer.from('x'.repeat(20000) + 'ü').buffer)).toHaveLength(20001);
+  });
+});
