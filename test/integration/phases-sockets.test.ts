@@ -82,13 +82,13 @@ describe('rewrite and access', () => {
         try { new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array([0x4a, 0xc3])); } catch (e) { fatal = (e as Error).name; }
         const d = new TextDecoder();
         const streamed = d.decode(utf8.subarray(0, 2), { stream: true }) + d.decode(utf8.subarray(2));
-        ctx.exit(200, { body: JSON.stringify({ ids: q.getAll('id'), name: q.get('name'), path: u.pathname, host: u.hostname, token: btoa(user + ':' + pass), bytes: utf8.length, back: new TextDecoder().decode(utf8), fatal, streamed }) });
+        ctx.exit(200, { body: JSON.stringify({ ids: q.getAll('id'), name: q.get('name'), path: u.pathname, host: u.hostname, token: btoa(user + ':' + pass), bytes: utf8.length, back: new TextDecoder().decode(utf8), fatal, streamed, into: new TextEncoder().encodeInto('€x', new Uint8Array(3)) }) });
       }`,
     });
     expect((await request(port, { headers: { authorization: `Basic ${Buffer.from('ann:bad').toString('base64')}` } })).status).toBe(401);
     const ok = await request(port, { path: '/a/../b?id=1&id=2&name=J%C3%BCrgen+X', host: 'Shop.Example', headers: { authorization: `Basic ${Buffer.from('ann:pw').toString('base64')}` } });
     expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64'), bytes: 9, back: 'Jürgen X', fatal: 'TypeError', streamed: 'Jürgen X' });
+    expect(JSON.parse(ok.text)).toEqual({ ids: ['1', '2'], name: 'Jürgen X', path: '/b', host: 'shop.example', token: Buffer.from('ann:pw').toString('base64'), bytes: 9, back: 'Jürgen X', fatal: 'TypeError', streamed: 'Jürgen X', into: { read: 1, written: 3 } });
   });
 
   it('ctx.crypto: access checks a GitHub-style webhook HMAC over the body and a JWT HS256; random bytes and UUIDs come from the host', async () => {

@@ -2,9 +2,9 @@
  * Runs inside the isolate, when the bootstrap loads: gives scripts the pure web globals a V8
  * isolate lacks and workerd or a browser has, from well-kept polyfills (nothing of the host is
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
- * WHATWG URL parser), UTF-8 `TextEncoder` from `fast-text-encoding`, a WHATWG `TextDecoder`
- * (utf8-decoder.ts: `fatal`, `ignoreBOM`, `stream`), and `crypto.getRandomValues`/`randomUUID`
- * (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
+ * WHATWG URL parser), WHATWG `TextEncoder`/`TextDecoder` (text-coding.ts: `encodeInto`, `fatal`,
+ * `ignoreBOM`, `stream`; fast-text-encoding for the decoder's non-UTF-8 labels), and
+ * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
  * scripts never touch them pays only for parsing (the bootstrap's V8 code cache makes that small).
  * A script may still assign its own.
  *
@@ -12,7 +12,7 @@
  * its request).
  */
 import { webCrypto } from './script-crypto.ts';
-import { makeTextDecoder } from './utf8-decoder.ts';
+import { TextEncoder, makeTextDecoder } from './text-coding.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -76,9 +76,9 @@ export function installWebGlobals(): void {
   // fast-text-encoding assigns both to its top-level `this`: module.exports once bundled.
   lazyGroup(['TextEncoder', 'TextDecoder'], () => {
     const m = require('fast-text-encoding/text.min.js') as Globals;
-    // UTF-8 decoding with fatal/ignoreBOM/stream is ours (utf8-decoder.ts); other labels are the polyfill's.
+    // UTF-8 both ways is ours (text-coding.ts); the decoder's other labels are the polyfill's.
     const other = (m.TextDecoder ?? g.TextDecoder) as Parameters<typeof makeTextDecoder>[0];
-    return { TextEncoder: m.TextEncoder ?? g.TextEncoder, TextDecoder: makeTextDecoder(other) };
+    return { TextEncoder, TextDecoder: makeTextDecoder(other) };
   });
   // Random bytes from the host's CSPRNG; hashes are on ctx.crypto (script-crypto.ts).
   settle('crypto', webCrypto);

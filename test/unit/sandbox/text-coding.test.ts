@@ -1,9 +1,10 @@
 /**
- * The isolate's TextDecoder (bootstrap/utf8-decoder.ts) against Node's own, which follows the
- * WHATWG Encoding standard: replacement characters, fatal errors, BOM handling and streaming.
+ * The isolate's TextDecoder and TextEncoder (bootstrap/text-coding.ts) against Node's own, which
+ * follow the WHATWG Encoding standard: replacement characters, fatal errors, BOM handling,
+ * streaming, and encodeInto's partial writes.
  */
 import { describe, expect, it } from 'vitest';
-import { makeTextDecoder } from '../../../src/sandbox/bootstrap/utf8-decoder.ts';
+import { TextEncoder as ScriptTextEncoder, makeTextDecoder } from '../../../src/sandbox/bootstrap/text-coding.ts';
 
 const Decoder = makeTextDecoder(undefined);
 
@@ -61,5 +62,24 @@ describe('TextDecoder (utf-8) in the isolate', () => {
     expect(() => new Decoder('koi8-r')).toThrow(RangeError);
     expect(new Decoder().decode(new Uint16Array([0x6968]))).toBe('hi');
     expect(new Decoder().decode(Buffer.from('x'.repeat(20000) + 'ü').buffer)).toHaveLength(20001);
+  });
+
+  it('TextEncoder.encode and encodeInto match Node, never splitting a character', () => {
+    const mine = new ScriptTextEncoder();
+    const node = new TextEncoder();
+    const rnd = seeded(9);
+    const samples = ['', 'abc', 'Grüße', '€😀', 'lone \ud800', '\udc00 low first', 'end \ud83d'];
+    for (let i = 0; i < 300; i++) samples.push(String.fromCharCode(...Array.from({ length: rnd() % 8 }, () => [0x41, 0xe9, 0x20ac, 0xd83d, 0xde00, 0xdc00, 0xffff][rnd() % 7]!)));
+    for (const text of samples) {
+      expect([...mine.encode(text)]).toEqual([...node.encode(text)]);
+      for (let room = 0; room <= 10; room++) {
+        const a = new Uint8Array(room);
+        const b = new Uint8Array(room);
+        expect(mine.encodeInto(text, a)).toEqual(node.encodeInto(text, b));
+        expect([...a]).toEqual([...b]);
+      }
+    }
+    expect(mine.encoding).toBe('utf-8');
+    expect([...mine.encode()]).toEqual([]);
   });
 });

@@ -1,18 +1,33 @@
 /**
- * Runs inside the isolate: the global `TextDecoder` for UTF-8, per the WHATWG Encoding standard
- * (§8.1.1 decoder, §7 TextDecoder): `fatal` (a TypeError instead of U+FFFD), `ignoreBOM`, and
- * `decode(bytes, { stream: true })` across chunk boundaries — the options fast-text-encoding
- * refuses, which scripts written for workerd or browsers use. Other labels (utf-16le, latin1) go
- * to fast-text-encoding's decoder. Default: UTF-8, replacement characters, BOM stripped.
+ * Runs inside the isolate: the globals `TextEncoder` and `TextDecoder` per the WHATWG Encoding
+ * standard, for UTF-8. The decoder (§8.1.1, §7) has `fatal` (a TypeError instead of U+FFFD),
+ * `ignoreBOM`, and `decode(bytes, { stream: true })` across chunk boundaries; the encoder has
+ * `encode` and `encodeInto` — what fast-text-encoding lacks and scripts written for workerd or
+ * browsers use. Other decoder labels (utf-16le, latin1) go to fast-text-encoding's decoder.
+ * Default: UTF-8, replacement characters, BOM stripped.
  */
+import { utf8Bytes } from './bytes.ts';
 
 /** The labels of UTF-8 (WHATWG Encoding §4.2). */
 const UTF8_LABELS = new Set(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
 
 interface DecoderLike {
+  readonly encoding?: string;
   decode(input?: unknown, options?: { stream?: boolean }): string;
 }
-type DecoderClass = new (label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean }) => DecoderLike;
+interface DecoderOptions {
+  fatal?: boolean;
+  ignoreBOM?: boolean;
+}
+type DecoderClass = new (label?: string, options?: DecoderOptions) => DecoderLike;
+
+/** What `new TextDecoder()` gives a script. */
+export interface ScriptTextDecoder {
+  readonly encoding: string;
+  readonly fatal: boolean;
+  readonly ignoreBOM: boolean;
+  decode(input?: ArrayBuffer | ArrayBufferView | null, options?: { stream?: boolean }): string;
+}
 
 function bytesOf(input: unknown): Uint8Array {
   if (input === undefined || input === null) return new Uint8Array(0);
@@ -23,7 +38,7 @@ function bytesOf(input: unknown): Uint8Array {
 }
 
 /** Builds the TextDecoder class; `other` decodes labels that are not UTF-8. */
-export function makeTextDecoder(other: DecoderClass | undefined): DecoderClass {
+export function makeTextDecoder(other: DecoderClass | undefined): new (label?: string, options?: DecoderOptions) => ScriptTextDecoder {
   return class TextDecoder {
     readonly #fatal: boolean;
     readonly #ignoreBOM: boolean;
@@ -46,7 +61,7 @@ export function makeTextDecoder(other: DecoderClass | undefined): DecoderClass {
       }
     }
     get encoding(): string {
-      return this.#other ? ((this.#other as unknown as { encoding: string }).encoding ?? 'utf-8') : 'utf-8';
+      return this.#other?.encoding ?? 'utf-8';
     }
     get fatal(): boolean {
       return this.#fatal;
@@ -149,5 +164,54 @@ export function makeTextDecoder(other: DecoderClass | undefined): DecoderClass {
       for (let i = from; i < units.length; i += 4096) s += String.fromCharCode.apply(null, units.slice(i, Math.min(i + 4096, units.length)));
       return s;
     }
-  } as unknown as DecoderClass;
+  };
+}
+
+/** `TextEncoder`: UTF-8 only, as the standard; a lone surrogate becomes U+FFFD. */
+export class TextEncoder {
+  get encoding(): string {
+    return 'utf-8';
+  }
+  encode(input: string = ''): Uint8Array {
+    return utf8Bytes(String(input));
+  }
+  /** Writes as much of `source` as fits whole into `destination`; `read` counts UTF-16 code units. */
+  encodeInto(source: string, destination: Uint8Array): { read: number; written: number } {
+    if (!(destination instanceof Uint8Array)) throw new TypeError("Failed to execute 'encodeInto' on 'TextEncoder': destination must be a Uint8Array");
+    const src = String(source);
+    let read = 0;
+    let written = 0;
+    const room = destination.length;
+    while (read < src.length) {
+      let c = src.charCodeAt(read);
+      let units = 1;
+      if (c >= 0xd800 && c < 0xdc00 && read + 1 < src.length) {
+        const d = src.charCodeAt(read + 1);
+        if (d >= 0xdc00 && d < 0xe000) {
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          units = 2;
+        }
+      }
+      if (c >= 0xd800 && c < 0xe000) c = 0xfffd;
+      const size = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+      if (written + size > room) break;
+      if (size === 1) destination[written] = c;
+      else if (size === 2) {
+        destination[written] = 0xc0 | (c >> 6);
+        destination[written + 1] = 0x80 | (c & 63);
+      } else if (size === 3) {
+        destination[written] = 0xe0 | (c >> 12);
+        destination[written + 1] = 0x80 | ((c >> 6) & 63);
+        destination[written + 2] = 0x80 | (c & 63);
+      } else {
+        destination[written] = 0xf0 | (c >> 18);
+        destination[written + 1] = 0x80 | ((c >> 12) & 63);
+        destination[written + 2] = 0x80 | ((c >> 6) & 63);
+        destination[written + 3] = 0x80 | (c & 63);
+      }
+      written += size;
+      read += units;
+    }
+    return { read, written };
+  }
 }
