@@ -210,6 +210,14 @@ export interface SharedDict {
   size(): number;
 }
 
+/**
+ * `ctx.env`. Name the keys your config sets by declaration merging, as with `Vars`:
+ * `declare module "scriptgate/runtime-api" { interface Env { WEBHOOK_SECRET: string } }`.
+ */
+export interface Env {
+  readonly [name: string]: string | undefined;
+}
+
 /** Structured fields of a log line (JSON-serialisable). */
 export type LogFields = Record<string, unknown>;
 
@@ -238,6 +246,12 @@ export interface BaseContext {
   readonly route: string;
   /** Name of the tenant running this script. */
   readonly tenant: string;
+  /**
+   * The tenant's `env` from the config (`tenants.<name>.env`): settings and secrets such as a
+   * webhook or JWT key, kept out of the script files. A value may come from the proxy's own
+   * environment (`{ from_env: VAR }`). Frozen; a name the config does not set reads `undefined`.
+   */
+  readonly env: Env;
   /** The tenant's shared dictionary `name` (declared under `shared_dicts` in the config; others throw). */
   shared(name: string): SharedDict;
   /**

@@ -192,6 +192,20 @@ const tracing = z.strictObject({
   flush_interval: duration.default(1000),
 });
 
+/**
+ * One `env` value a tenant's scripts read as `ctx.env.NAME`: a string, or `{ from_env: VAR }` to
+ * take it from the proxy's environment when the config loads (a missing variable is a config error).
+ */
+const envValue = z.union([z.string(), z.strictObject({ from_env: z.string().min(1) })]).transform((v, ctx) => {
+  if (typeof v === 'string') return v;
+  const value = process.env[v.from_env];
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: `environment variable ${v.from_env} is not set` });
+    return z.NEVER;
+  }
+  return value;
+});
+
 const tenant = z.strictObject({
   memory_mb: z.number().int().min(8).max(4096).default(64),
   cpu_ms: z.number().min(1).max(60_000).default(50),
@@ -203,6 +217,15 @@ const tenant = z.strictObject({
   scripts: z.string().default('.'),
   /** Level of this tenant's script log lines (`ctx.log.*`); default: the process's `log.level`. */
   log_level: logLevel.optional(),
+  /** Settings and secrets for the tenant's scripts (`ctx.env`), kept out of the script files. */
+  env: z
+    .record(z.string(), envValue)
+    .superRefine((env, ctx) => {
+      for (const name of Object.keys(env)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: `env name ${JSON.stringify(name)}: use letters, digits and _ (not starting with a digit)` });
+      }
+    })
+    .default({}),
 });
 
 const hostPattern = z

@@ -128,6 +128,7 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
         cpuBudgetMsPerS: t.cpuBudgetMsPerS,
         routes: wireRoutes(t, names.length, names, upstreams, scriptBody),
         upstreams: Object.keys(config.upstreams),
+        env: t.env,
         shared,
         logger,
       }),

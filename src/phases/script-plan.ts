@@ -26,6 +26,8 @@ export interface TenantPlan {
   scripts: Set<string>;
   /** Route index -> script key per phase (null where none). Stream i of config.streams has index routes.length + i. */
   routes: Map<number, Array<string | null>>;
+  /** The tenant's `env` (ctx.env), resolved. */
+  env: Record<string, string>;
 }
 
 export interface ScriptPlan {
@@ -64,7 +66,7 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
     if (!t) return; // crossCheck already reported it
     let plan = tenants.get(route.tenant);
     if (!plan) {
-      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, scripts: new Set(), routes: new Map() };
+      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, scripts: new Set(), routes: new Map(), env: t.env };
       tenants.set(route.tenant, plan);
     }
     const keys: Array<string | null> = [];

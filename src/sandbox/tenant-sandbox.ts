@@ -44,6 +44,8 @@ export interface TenantSandboxOptions {
   routes: Array<WireRoute | null>;
   /** Names of configured upstreams a script may choose. */
   upstreams: string[];
+  /** The tenant's `env` (ctx.env); default none. */
+  env?: Record<string, string>;
   /** The instance's shared dicts (`ctx.shared`); none declared when absent. */
   shared?: SharedStore;
   logger: Logger;
@@ -256,7 +258,7 @@ export class TenantSandbox implements ScriptFiles {
     } catch (err) {
       throw new InstallError([this.#loadProblem(err)]);
     }
-    const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant, JSON.stringify(shared?.names ?? [])], { timeout: 1000 });
+    const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant, JSON.stringify(shared?.names ?? []), JSON.stringify(this.#opts.env ?? {})], { timeout: 1000 });
     install.release();
     if (typeof problems === 'string' && problems) {
       const list = JSON.parse(problems) as Array<[string, string]>;

@@ -5,7 +5,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { captureLogs } from '../helpers/log-capture.ts';
 import { request, startOrigin, startProxy, type Origin } from '../helpers/servers.ts';
 
@@ -156,6 +156,28 @@ describe('rewrite and access', () => {
       expect(String(r.headers['x-random']).split(',')).toHaveLength(4);
     }
     expect(nonces.size).toBe(3);
+  });
+
+  it('ctx.env: the tenant env from the config (a { from_env } value from the environment), frozen, the same in every phase', async () => {
+    const origin = await startOrigin();
+    process.env.SG_PHASES_TEST_TOKEN = 'from-the-environment';
+    onTestFinished(() => {
+      delete process.env.SG_PHASES_TEST_TOKEN;
+    });
+    const tenants = 'tenants:\n  default:\n    env:\n      REGION: eu-1\n      TOKEN: { from_env: SG_PHASES_TEST_TOKEN }\n';
+    const { port } = await startProxy(config([origin], '    access_by_script: access.ts\n    header_filter_by_script: headers.ts\n', tenants), {
+      'access.ts': `${TS}export default function (ctx: api.AccessContext) {
+          // A write does nothing (it throws in strict-mode code): the env is frozen.
+          try { (ctx.env as Record<string, string>).REGION = 'us'; } catch { /* strict mode */ }
+          const frozen = Object.isFrozen(ctx.env) && ctx.env.REGION === 'eu-1' ? 'yes' : 'no';
+          ctx.request.headers.set('x-env', [ctx.env.REGION, ctx.env.TOKEN, String(ctx.env.MISSING), frozen, Object.keys(ctx.env).join('+')].join(' '));
+        }`,
+      'headers.ts': `${TS}export default function (ctx: api.HeaderFilterContext) { ctx.response.headers.set('x-region', ctx.env.REGION ?? '?'); }`,
+    });
+    const res = await request(port);
+    expect(res.status).toBe(200);
+    expect(res.headers['x-region']).toBe('eu-1');
+    expect(origin.seen[0]!.headers['x-env']).toBe('eu-1 from-the-environment undefined yes REGION+TOKEN');
   });
 
   it('script_body: access reads the JSON body (ngx.req.read_body), the upstream still gets it byte for byte; too large is 413', async () => {

@@ -68,6 +68,9 @@ export const access: AccessHandler = (ctx: AccessContext) => {
   expectType<string>(ctx.crypto.createHmac('sha256', 'secret').update('a').update(new Uint8Array([1])).digest('base64url'));
   expectType<Uint8Array>(ctx.crypto.createHash('SHA-256').digest());
   expectType<boolean>(ctx.crypto.timingSafeEqual('a', new Uint8Array([97])));
+  expectType<string | undefined>(ctx.env.ANY_NAME);
+  // @ts-expect-error the env is read-only
+  ctx.env.REGION = 'x';
   expectType<string>(ctx.crypto.randomUUID());
   // @ts-expect-error digests are hex, base64, base64url or latin1
   ctx.crypto.createHash('sha1').digest('utf8');

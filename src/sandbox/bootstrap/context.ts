@@ -30,6 +30,8 @@ import {
 export interface TenantFacts {
   name: string;
   upstreams: ReadonlySet<string>;
+  /** The tenant's config `env` (frozen). */
+  env: Readonly<Record<string, string>>;
 }
 
 class RequestView {
@@ -232,6 +234,10 @@ export class Ctx {
   }
   get tenant(): string {
     return this.#t.name;
+  }
+  /** The tenant's `env` from the config: settings and secrets kept out of the script files. */
+  get env(): Readonly<Record<string, string>> {
+    return this.#t.env;
   }
   shared(name: string): SharedStore {
     allow(ANY_PHASE, 'ctx.shared()');

@@ -35,7 +35,7 @@ installWebGlobals();
 
 const states = new Map<number, RequestState>();
 let routes: Array<InstalledRoute | null> = [];
-const tenant: TenantFacts = { name: '', upstreams: new Set() };
+const tenant: TenantFacts = { name: '', upstreams: new Set(), env: Object.freeze({}) };
 const jsonStringify = JSON.stringify;
 
 /** The one final guard: whatever happened before, only a bounded primitive string leaves. */
@@ -70,7 +70,7 @@ function runPhase(s: RequestState, phase: number, a?: unknown, b?: unknown): unk
   return ret;
 }
 
-function install(routesJson: string, upstreamsJson: string, tenantName: string, dictsJson: string): string {
+function install(routesJson: string, upstreamsJson: string, tenantName: string, dictsJson: string, envJson = '{}'): string {
   declareDicts(dictsJson ? (JSON.parse(dictsJson) as string[]) : []);
   const table = (globalThis as unknown as { __sgTenant?: { scripts?: Record<string, unknown> } }).__sgTenant;
   const scripts = table?.scripts ?? {};
@@ -91,6 +91,7 @@ function install(routesJson: string, upstreamsJson: string, tenantName: string, 
   });
   tenant.name = tenantName;
   tenant.upstreams = new Set(JSON.parse(upstreamsJson) as string[]);
+  tenant.env = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, JSON.parse(envJson) as Record<string, string>));
   return problems.length ? jsonStringify(problems) : '';
 }
 

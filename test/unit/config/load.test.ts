@@ -118,6 +118,19 @@ describe('loading a config', () => {
     expect(problems(text)).toEqual(['sg.yaml:10: routes[0].upstream: unknown upstream "api2"']);
   });
 
+  it('tenant env: strings as written, { from_env } from the environment; an unset variable or a bad name is file:line', () => {
+    process.env.SG_TEST_SECRET = 's3cr3t';
+    try {
+      const text = `${GOOD}tenants:\n  acme:\n    env:\n      REGION: eu-1\n      SECRET: { from_env: SG_TEST_SECRET }\n`;
+      expect(parseConfig(text, 'sg.yaml').config.tenants.acme!.env).toEqual({ REGION: 'eu-1', SECRET: 's3cr3t' });
+      expect(parseConfig(GOOD, 'sg.yaml').config.tenants.default!.env).toEqual({});
+      expect(problems(text.replace('SG_TEST_SECRET', 'SG_TEST_UNSET'))).toEqual(['sg.yaml:15: tenants.acme.env.SECRET: environment variable SG_TEST_UNSET is not set']);
+      expect(problems(text.replace('REGION:', '2REGION:'))[0]).toMatch(/^sg\.yaml:1[34]: tenants\.acme\.env.*letters, digits and _/);
+    } finally {
+      delete process.env.SG_TEST_SECRET;
+    }
+  });
+
   it('an unknown key is reported on its own line', () => {
     const text = GOOD.replace('    timeouts:', '    timeout: 5s\n    timeouts:');
     const p = problems(text);
