@@ -68,13 +68,13 @@ const codeCache = new WeakMap<TenantBundle, ivm.ExternalCopy<ArrayBuffer>>();
 /** V8 code cache of the bootstrap (the same source for every isolate of the process): made by the first isolate. */
 let bootCache: { source: string; data: ivm.ExternalCopy<ArrayBuffer> } | undefined;
 
-/** Compile options for the bootstrap: with its code cache once one exists. */
 /** The isolate's `__sgRandom(n)`: n bytes (0..65536, checked again inside) of the host's CSPRNG as latin1. */
 function randomLatin1(n: unknown): string {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65536) throw new RangeError('random byte count must be an integer from 0 to 65536');
   return randomBytes(n).toString('latin1');
 }
 
+/** Compile options for the bootstrap: with its code cache once one exists. */
 function bootOptions(source: string): ivm.ScriptInfo {
   return bootCache?.source === source ? { filename: BOOTSTRAP_FILENAME, cachedData: bootCache.data } : { filename: BOOTSTRAP_FILENAME, produceCachedData: true };
 }

@@ -4,6 +4,14 @@
  * hex/base64 encodings of `ctx.crypto` digests. Pure functions; nothing here reaches the host.
  */
 
+/** A Uint8Array over an ArrayBuffer or any ArrayBufferView, without copying; undefined for anything else. */
+export function asBytes(input: unknown): Uint8Array | undefined {
+  if (input instanceof Uint8Array) return input;
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  return undefined;
+}
+
 /** Bytes as a latin1 string (one char per byte). */
 export function latin1(bytes: Uint8Array): string {
   let s = '';

@@ -9,7 +9,7 @@
  * host's CSPRNG through the one `__sgRandom` callback (a count in, a latin1 string out), taken from
  * the global when the bootstrap loads, before any tenant code runs.
  */
-import { base64, hex, latin1, latin1Bytes, utf8Bytes } from './bytes.ts';
+import { asBytes, base64, hex, latin1, latin1Bytes, utf8Bytes } from './bytes.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -49,9 +49,8 @@ function algorithm(name: unknown): NobleHashFn {
 
 function toBytes(data: unknown, what: string): Bytes {
   if (typeof data === 'string') return utf8Bytes(data);
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  const bytes = asBytes(data);
+  if (bytes) return bytes;
   throw new TypeError(`${what}: expected a string or bytes (Uint8Array), got ${data === null ? 'null' : typeof data}`);
 }
 

@@ -6,7 +6,7 @@
  * browsers use. Other decoder labels (utf-16le, latin1) go to fast-text-encoding's decoder.
  * Default: UTF-8, replacement characters, BOM stripped.
  */
-import { utf8Bytes } from './bytes.ts';
+import { asBytes, utf8Bytes, utf8Latin1 } from './bytes.ts';
 
 /** The labels of UTF-8 (WHATWG Encoding §4.2). */
 const UTF8_LABELS = new Set(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
@@ -31,9 +31,8 @@ export interface ScriptTextDecoder {
 
 function bytesOf(input: unknown): Uint8Array {
   if (input === undefined || input === null) return new Uint8Array(0);
-  if (input instanceof Uint8Array) return input;
-  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  const bytes = asBytes(input);
+  if (bytes) return bytes;
   throw new TypeError("Failed to execute 'decode' on 'TextDecoder': input must be an ArrayBuffer or ArrayBufferView");
 }
 
@@ -181,35 +180,15 @@ export class TextEncoder {
     const src = String(source);
     let read = 0;
     let written = 0;
-    const room = destination.length;
     while (read < src.length) {
-      let c = src.charCodeAt(read);
-      let units = 1;
-      if (c >= 0xd800 && c < 0xdc00 && read + 1 < src.length) {
-        const d = src.charCodeAt(read + 1);
-        if (d >= 0xdc00 && d < 0xe000) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          units = 2;
-        }
-      }
-      if (c >= 0xd800 && c < 0xe000) c = 0xfffd;
-      const size = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-      if (written + size > room) break;
-      if (size === 1) destination[written] = c;
-      else if (size === 2) {
-        destination[written] = 0xc0 | (c >> 6);
-        destination[written + 1] = 0x80 | (c & 63);
-      } else if (size === 3) {
-        destination[written] = 0xe0 | (c >> 12);
-        destination[written + 1] = 0x80 | ((c >> 6) & 63);
-        destination[written + 2] = 0x80 | (c & 63);
-      } else {
-        destination[written] = 0xf0 | (c >> 18);
-        destination[written + 1] = 0x80 | ((c >> 12) & 63);
-        destination[written + 2] = 0x80 | ((c >> 6) & 63);
-        destination[written + 3] = 0x80 | (c & 63);
-      }
-      written += size;
+      // One code point at a time: a surrogate pair is two units, anything else one.
+      const c = src.charCodeAt(read);
+      const d = src.charCodeAt(read + 1);
+      const units = c >= 0xd800 && c < 0xdc00 && d >= 0xdc00 && d < 0xe000 ? 2 : 1;
+      const bytes = utf8Latin1(src.slice(read, read + units));
+      if (written + bytes.length > destination.length) break;
+      for (let i = 0; i < bytes.length; i++) destination[written + i] = bytes.charCodeAt(i);
+      written += bytes.length;
       read += units;
     }
     return { read, written };
