@@ -181,7 +181,6 @@ function exitHeaders(h: unknown): string[] {
 /** Largest `ctx.exit()` body (1 MiB); the request-phase result limit leaves room for headers. */
 export const MAX_EXIT_BODY = 1 << 20;
 
-
 /** The bytes of a body given as string or Uint8Array, for the wire. */
 export function bodyToWire(body: unknown, what: string, limit: number = MAX_EXIT_BODY): { data: string; binary: boolean } {
   if (body === undefined || body === null) return { data: '', binary: false };

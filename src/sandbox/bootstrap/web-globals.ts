@@ -4,9 +4,9 @@
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
  * WHATWG URL parser), WHATWG `TextEncoder`/`TextDecoder` (text-coding.ts: `encodeInto`, `fatal`,
  * `ignoreBOM`, `stream`; fast-text-encoding for the decoder's non-UTF-8 labels), and
- * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of any of its names, so an isolate whose
- * scripts never touch them pays only for parsing (the bootstrap's V8 code cache makes that small).
- * A script may still assign its own.
+ * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of
+ * any of its names, so an isolate whose scripts never touch them pays only for parsing (the
+ * bootstrap's V8 code cache makes that small). A script may still assign its own.
  *
  * Timers, `fetch` and the rest of the host stay out (see DESIGN.md: a script reaches nothing but
  * its request).
@@ -73,7 +73,7 @@ export function installWebGlobals(): void {
     atob: require('core-js-pure/actual/atob'),
     btoa: require('core-js-pure/actual/btoa'),
   }));
-  // fast-text-encoding assigns both to its top-level `this`: module.exports once bundled.
+  // fast-text-encoding assigns its classes to its top-level `this`: module.exports once bundled.
   lazyGroup(['TextEncoder', 'TextDecoder'], () => {
     const m = require('fast-text-encoding/text.min.js') as Globals;
     // UTF-8 both ways is ours (text-coding.ts); the decoder's other labels are the polyfill's.
