@@ -91,6 +91,7 @@ function install(routesJson: string, upstreamsJson: string, tenantName: string, 
   });
   tenant.name = tenantName;
   tenant.upstreams = new Set(JSON.parse(upstreamsJson) as string[]);
+  // No prototype: ctx.env.toString and friends read undefined, like any name the config does not set.
   tenant.env = Object.freeze(Object.assign(Object.create(null) as Record<string, string>, JSON.parse(envJson) as Record<string, string>));
   return problems.length ? jsonStringify(problems) : '';
 }
@@ -125,9 +126,10 @@ function req(sid: number, init: string, body?: string): string {
   setPhase(-1);
   const l = takeLogs();
   if (l) out.l = l;
-  // A body set by a script was size-checked against script_body; JSON escapes at most 6 chars per byte.
-  const limit = WIRE_LIMITS.requestResult + (out.bd ? 6 * out.bd.length : 0);
-  for (const _k in out) return bounded(jsonStringify(out), limit, phase);
+  for (const _k in out) {
+    // A body set by a script was size-checked against script_body; JSON escapes at most 6 chars per byte.
+    return bounded(jsonStringify(out), WIRE_LIMITS.requestResult + (out.bd ? 6 * out.bd.length : 0), phase);
+  }
   return '';
 }
 
