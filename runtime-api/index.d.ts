@@ -57,7 +57,11 @@ export interface ReadonlyHeaders extends Iterable<[string, string]> {
   forEach(callback: (value: string, name: string, headers: this) => void): void;
 }
 
-/** Mutable headers. Names must be HTTP tokens; values may not contain CR, LF or other control characters. */
+/**
+ * Mutable headers. Names must be HTTP tokens; values are bytes: no CR, LF or other control
+ * characters and nothing above U+00FF (percent-encode text). Content-Length, Transfer-Encoding,
+ * Connection and other hop-by-hop headers set here are dropped: the proxy frames the message.
+ */
 export interface Headers extends ReadonlyHeaders {
   /** Replaces every value of `name`. */
   set(name: string, value: string | number): void;
@@ -147,9 +151,9 @@ export interface ClientCertificate {
 export interface Request extends ReadonlyRequest {
   /** Method sent upstream. */
   method: string;
-  /** Path sent upstream; must start with `/` (no spaces, `?` or `#`). */
+  /** Path sent upstream; must start with `/` (no spaces, `?` or `#`); characters outside ASCII are percent-encoded as UTF-8. */
   path: string;
-  /** Query sent upstream, without `?` (a leading `?` is dropped). */
+  /** Query sent upstream, without `?` (a leading `?` is dropped); characters outside ASCII are percent-encoded as UTF-8. */
   query: string;
   /** Headers sent upstream. Setting `host` sets the Host header sent upstream. */
   readonly headers: Headers;
@@ -171,7 +175,7 @@ export interface ReadonlyResponse {
 
 /** The response head in header_filter: status and headers may change. */
 export interface Response extends ReadonlyResponse {
-  /** Status sent to the client (100–599). */
+  /** Status sent to the client (200–599). */
   status: number;
   readonly headers: Headers;
 }
@@ -310,7 +314,7 @@ export interface RequestPhaseContext extends BaseContext {
   upstream: string;
   /**
    * Ends the request: the client gets this response, the upstream is not contacted, and no later
-   * request phase runs (access does not run after an exit in rewrite); log still runs. `status` must be 100–599. Call it at most once;
+   * request phase runs (access does not run after an exit in rewrite); log still runs. `status` must be 200–599. Call it at most once;
    * `return ctx.exit(…)` stops your own handler too.
    */
   exit(status: number, options?: ExitOptions): void;

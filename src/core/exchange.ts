@@ -17,7 +17,7 @@ import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
-import { forwardResponseHeaders, withoutHeaders } from './hop-by-hop.ts';
+import { forwardResponseHeaders, scriptFramedHeaders, withoutHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
 import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
@@ -338,7 +338,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (this.#scripts?.has.header_filter) {
         const head = this.#session!.headerFilter({ status, headers: out });
         if (head) {
-          out = head.headers;
+          // The body goes on unchanged, so its length stays the upstream's (none for a 204 the script made).
+          const length = head.status === 204 ? undefined : (headers['content-length'] as string | undefined);
+          out = scriptFramedHeaders(head.headers, length);
           if (head.status !== status) message = undefined;
           outStatus = head.status;
         }
@@ -404,7 +406,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return {
       head: (head, changed) => {
         const res = this.#res;
-        const out = withoutHeaders(head.headers, CONTENT_LENGTH);
+        // body_filter may change the body: it goes chunked (HTTP/1.1) or close-delimited, never with a length.
+        const out = scriptFramedHeaders(head.headers, undefined);
         if (this.#lc.draining()) res.shouldKeepAlive = false;
         this.#status = head.status;
         this.#responseHeaders = out;

@@ -69,3 +69,26 @@ export function withoutHeaders(headers: readonly string[], drop: ReadonlySet<str
   }
   return out;
 }
+
+/**
+ * A header list a script returned (rewrite/access for the request, header_filter for the
+ * response), made safe to forward: the proxy frames every message itself, so hop-by-hop headers
+ * and Content-Length set by the script are dropped, and `length` (the Content-Length the proxy
+ * knows for the body it will send; undefined = none) takes the latter's place.
+ */
+export function scriptFramedHeaders(headers: readonly string[], length: string | undefined): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (HOP_BY_HOP.has(name) || name === 'content-length') continue;
+    out.push(name, headers[i + 1]!);
+  }
+  if (length !== undefined) out.push('content-length', length);
+  return out;
+}
+
+/** The value of `name` (lower-case) in a flat header list; undefined when absent. */
+export function headerIn(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}

@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../errors.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { RequestPhasesResult, RouteScripts, ScriptRequest, ScriptSession } from '../phases/contract.ts';
-import { forwardRawHeaders } from './hop-by-hop.ts';
+import { forwardRawHeaders, headerIn, scriptFramedHeaders } from './hop-by-hop.ts';
 import { requestTlsRecord } from './tls-facts.ts';
 import { escapesPrefix, parseRequestTarget, type RequestTarget } from './request-target.ts';
 import { hostName, type CompiledRoute, type Router } from './router.ts';
@@ -172,7 +172,8 @@ export function runRequestScripts(scripts: RouteScripts, session: ScriptSession,
   if (out.method !== undefined) plan.method = out.method;
   if (out.path !== undefined) plan.path = out.path;
   if (out.query !== undefined) plan.query = out.query;
-  if (out.headers !== undefined) plan.headers = out.headers;
+  // The client's framing stays: a script's Transfer-Encoding, Connection or Content-Length never goes upstream.
+  if (out.headers !== undefined) plan.headers = scriptFramedHeaders(out.headers, headerIn(plan.headers, 'content-length'));
   if (out.upstream !== undefined) plan.upstreamName = out.upstream;
   if (out.body !== undefined) plan.body = out.body;
   return undefined;

@@ -32,6 +32,10 @@ type PhaseFn = (...args: unknown[]) => unknown;
 // Scripts' console.* goes to the request's log (log-buffer.ts), before any tenant code runs.
 (globalThis as unknown as { console: unknown }).console = scriptConsole;
 installWebGlobals();
+// Not offered: WebAssembly's memory lives outside the heap memory_mb limits, and growing it is a
+// native step the CPU limit cannot interrupt; SharedArrayBuffer serves only Atomics.wait.
+delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
+delete (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer;
 
 const states = new Map<number, RequestState>();
 let routes: Array<InstalledRoute | null> = [];

@@ -1,25 +1,21 @@
 /**
  * Runs inside the isolate: the globals `TextEncoder` and `TextDecoder` per the WHATWG Encoding
- * standard, for UTF-8. The decoder (§8.1.1, §7) has `fatal` (a TypeError instead of U+FFFD),
- * `ignoreBOM`, and `decode(bytes, { stream: true })` across chunk boundaries; the encoder has
- * `encode` and `encodeInto` — what fast-text-encoding lacks and scripts written for workerd or
- * browsers use. Other decoder labels (utf-16le, latin1) go to fast-text-encoding's decoder.
+ * standard. The decoder (§8.1.1, §7) has `fatal` (a TypeError instead of U+FFFD), `ignoreBOM`,
+ * and `decode(bytes, { stream: true })` across chunk boundaries, for UTF-8 here and for
+ * windows-1252 (`latin1`, `ascii`) and UTF-16LE/BE in legacy-decoders.ts; the encoder has
+ * `encode` and `encodeInto`, as scripts written for workerd or browsers expect.
  * Default: UTF-8, replacement characters, BOM stripped.
  */
 import { asBytes, utf8Bytes, utf8Latin1 } from './bytes.ts';
+import { legacyDecoder, type LegacyDecoder } from './legacy-decoders.ts';
 
 /** The labels of UTF-8 (WHATWG Encoding §4.2). */
 const UTF8_LABELS = new Set(['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']);
 
-interface DecoderLike {
-  readonly encoding?: string;
-  decode(input?: unknown, options?: { stream?: boolean }): string;
-}
 interface DecoderOptions {
   fatal?: boolean;
   ignoreBOM?: boolean;
 }
-type DecoderClass = new (label?: string, options?: DecoderOptions) => DecoderLike;
 
 /** What `new TextDecoder()` gives a script. */
 export interface ScriptTextDecoder {
@@ -36,12 +32,12 @@ function bytesOf(input: unknown): Uint8Array {
   throw new TypeError("Failed to execute 'decode' on 'TextDecoder': input must be an ArrayBuffer or ArrayBufferView");
 }
 
-/** Builds the TextDecoder class; `other` decodes labels that are not UTF-8. */
-export function makeTextDecoder(other: DecoderClass | undefined): new (label?: string, options?: DecoderOptions) => ScriptTextDecoder {
+/** Builds the TextDecoder class (a fresh one per call: the bootstrap keeps one scripts cannot change). */
+export function makeTextDecoder(): new (label?: string, options?: DecoderOptions) => ScriptTextDecoder {
   return class TextDecoder {
     readonly #fatal: boolean;
     readonly #ignoreBOM: boolean;
-    readonly #other: DecoderLike | undefined;
+    readonly #other: LegacyDecoder | undefined;
     // Decoder state kept between stream calls.
     #needed = 0;
     #seen = 0;
@@ -55,8 +51,8 @@ export function makeTextDecoder(other: DecoderClass | undefined): new (label?: s
       this.#fatal = Boolean(options?.fatal);
       this.#ignoreBOM = Boolean(options?.ignoreBOM);
       if (!UTF8_LABELS.has(name)) {
-        if (!other) throw new RangeError(`Failed to construct 'TextDecoder': the encoding label ${JSON.stringify(label)} is not supported`);
-        this.#other = new other(label, options);
+        this.#other = legacyDecoder(name, this.#fatal, this.#ignoreBOM);
+        if (!this.#other) throw new RangeError(`Failed to construct 'TextDecoder': the encoding label ${JSON.stringify(label)} is not supported`);
       }
     }
     get encoding(): string {
@@ -70,9 +66,9 @@ export function makeTextDecoder(other: DecoderClass | undefined): new (label?: s
     }
 
     decode(input?: ArrayBuffer | ArrayBufferView | null, options?: { stream?: boolean }): string {
-      if (this.#other) return this.#other.decode(input, options);
       const bytes = bytesOf(input);
       const stream = Boolean(options?.stream);
+      if (this.#other) return this.#other.decode(bytes, stream);
       const units: number[] = [];
       let out = '';
       const error = (): void => {

@@ -3,7 +3,7 @@
  * isolate lacks and workerd or a browser has, from well-kept polyfills (nothing of the host is
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
  * WHATWG URL parser), WHATWG `TextEncoder`/`TextDecoder` (text-coding.ts: `encodeInto`, `fatal`,
- * `ignoreBOM`, `stream`; fast-text-encoding for the decoder's non-UTF-8 labels), and
+ * `ignoreBOM`, `stream`; UTF-8, windows-1252 and UTF-16), and
  * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of
  * any of its names, so an isolate whose scripts never touch them pays only for parsing (the
  * bootstrap's V8 code cache makes that small). A script may still assign its own.
@@ -62,7 +62,7 @@ let utf8: { decode(b: Uint8Array): string } | undefined;
 
 /** UTF-8 bytes to text (U+FFFD for bad bytes), whatever a script did to the global TextDecoder. */
 export function utf8Decode(bytes: Uint8Array): string {
-  utf8 ??= new (makeTextDecoder(undefined))();
+  utf8 ??= new (makeTextDecoder())();
   return utf8.decode(bytes);
 }
 
@@ -73,13 +73,8 @@ export function installWebGlobals(): void {
     atob: require('core-js-pure/actual/atob'),
     btoa: require('core-js-pure/actual/btoa'),
   }));
-  // fast-text-encoding assigns its classes to its top-level `this`: module.exports once bundled.
-  lazyGroup(['TextEncoder', 'TextDecoder'], () => {
-    const m = require('fast-text-encoding/text.min.js') as Globals;
-    // UTF-8 both ways is ours (text-coding.ts); the decoder's other labels are the polyfill's.
-    const other = (m.TextDecoder ?? g.TextDecoder) as Parameters<typeof makeTextDecoder>[0];
-    return { TextEncoder, TextDecoder: makeTextDecoder(other) };
-  });
+  settle('TextEncoder', TextEncoder);
+  settle('TextDecoder', makeTextDecoder());
   // Random bytes from the host's CSPRNG; hashes are on ctx.crypto (script-crypto.ts).
   settle('crypto', webCrypto);
 }

@@ -261,7 +261,7 @@ describe('header_filter, body_filter and log', () => {
 
 describe('exit, redirect and request changes are validated with clear errors', () => {
   const cases: Array<[string, RegExp]> = [
-    ['/status', /RangeError: invalid status 99: expected an integer from 100 to 599/],
+    ['/status', /RangeError: invalid status 99: expected an integer from 200 to 599 \(a 1xx is not a final response\)/],
     ['/redirect-status', /RangeError: invalid redirect status 200: expected 301, 302, 303, 307 or 308/],
     ['/redirect-crlf', /TypeError: invalid redirect URL .*without CR, LF/],
     ['/header-crlf', /TypeError: header x-a: value contains CR, LF/],

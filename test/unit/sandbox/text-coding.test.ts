@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { TextEncoder as ScriptTextEncoder, makeTextDecoder } from '../../../src/sandbox/bootstrap/text-coding.ts';
 
-const Decoder = makeTextDecoder(undefined);
+const Decoder = makeTextDecoder();
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -62,6 +62,43 @@ describe('TextDecoder (utf-8) in the isolate', () => {
     expect(() => new Decoder('koi8-r')).toThrow(RangeError);
     expect(new Decoder().decode(new Uint16Array([0x6968]))).toBe('hi');
     expect(new Decoder().decode(Buffer.from('x'.repeat(20000) + 'ü').buffer)).toHaveLength(20001);
+  });
+
+  it('latin1, ascii and iso-8859-1 decode as windows-1252, as WHATWG and browsers do (Node maps 0x80–0x9F to C1 controls)', () => {
+    const bytes = Uint8Array.of(0x41, 0x80, 0x81, 0x8d, 0x99, 0x9f, 0xa0, 0xe9, 0xff);
+    for (const label of ['latin1', 'ISO-8859-1', ' ascii ', 'us-ascii', 'windows-1252', 'cp1252']) {
+      const d = new Decoder(label, { fatal: true });
+      expect(d.encoding).toBe('windows-1252');
+      expect(d.decode(bytes, { stream: true })).toBe('A\u20ac\u0081\u008d\u2122\u0178\u00a0\u00e9\u00ff');
+    }
+  });
+
+  it('UTF-16LE/BE decode like Node: random bytes, fatal, stream splits, BOM', () => {
+    const rnd = seeded(23);
+    const inputs: Uint8Array[] = [Uint8Array.of(0xff, 0xfe, 0x41, 0x00), Uint8Array.of(0xfe, 0xff, 0x00, 0x41), Uint8Array.of(0x3d, 0xd8, 0x00, 0xde), Uint8Array.of(0x00, 0xdc), Uint8Array.of(0x41)];
+    for (let i = 0; i < 1500; i++) inputs.push(Uint8Array.from({ length: rnd() % 9 }, () => [0x00, 0x41, 0x80, 0x9f, 0xd8, 0xdb, 0xdc, 0xdf, 0xfe, 0xff, rnd() & 255][rnd() % 11]!));
+    for (const label of ['utf-16le', 'utf-16', 'UTF-16BE']) {
+      const mine = new Decoder(label);
+      expect(mine.encoding).toBe(new TextDecoder(label).encoding);
+      for (const b of inputs) {
+        expect(new Decoder(label).decode(b)).toBe(new TextDecoder(label).decode(b));
+        let want: string | undefined;
+        try {
+          want = new TextDecoder(label, { fatal: true }).decode(b);
+        } catch {
+          want = undefined;
+        }
+        const d = new Decoder(label, { fatal: true });
+        if (want === undefined) expect(() => d.decode(b)).toThrow(TypeError);
+        else expect(d.decode(b)).toBe(want);
+        for (let cut = 0; cut <= b.length; cut++) {
+          const s = new Decoder(label);
+          const n = new TextDecoder(label);
+          expect(s.decode(b.subarray(0, cut), { stream: true }) + s.decode(b.subarray(cut))).toBe(n.decode(b.subarray(0, cut), { stream: true }) + n.decode(b.subarray(cut)));
+        }
+      }
+    }
+    expect(new Decoder('utf-16le', { ignoreBOM: true }).decode(Uint8Array.of(0xff, 0xfe, 0x41, 0x00))).toBe('\ufeffA');
   });
 
   it('TextEncoder.encode and encodeInto match Node, never splitting a character', () => {
