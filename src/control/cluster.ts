@@ -19,7 +19,7 @@ import { answerPrimary, askWorkers } from './ask-workers.ts';
 import { clusterStatusDocument, processStatus, statusDocument, type ProcessStatus } from './status.ts';
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
-import { scriptFolders, watchForChanges } from './watch.ts';
+import { watchConfigFolders } from './watch.ts';
 import { handOver, receiveHandles } from './upgrade.ts';
 
 /** Number of worker processes for a config's `workers` value. */
@@ -49,11 +49,13 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   let adminServer: import('node:http').Server | undefined;
   const reload = createReloader(server, loaded.file, logger);
   let lastReload: ReloadResult | undefined;
+  let watcher: ReturnType<typeof watchConfigFolders> | undefined;
   const doReload = async () => {
     // In a cluster the primary counts reloads (once, not once per worker).
     const result = await reload();
     lastReload = cluster.isWorker ? result : countReload(result);
     generationGauge.set(server.generation.id);
+    if (result.ok) watcher?.aim(server.generation.config);
     return lastReload;
   };
   generationGauge.set(server.generation.id);
@@ -87,7 +89,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     });
   }
   if (!cluster.isWorker && loaded.config.reload.watch) {
-    watchForChanges(loaded.file, scriptFolders(loaded.config), loaded.config.reload.debounce, (what) => {
+    watcher = watchConfigFolders(loaded.file, loaded.config, (what) => {
       logger.info({ changed: what }, 'change seen; reloading');
       void doReload();
     }, logger);
@@ -162,11 +164,13 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
    * stops here, and no worker is asked), then every worker reloads from the compiled bundles. The
    * result is the first failure, else the last success.
    */
+  let watcher: ReturnType<typeof watchConfigFolders> | undefined;
   const reloadAll = async (): Promise<ReloadResult> => {
     try {
       const fresh = await loadConfig(loaded.file);
       const problems = await precompileScripts(fresh, logger);
       if (problems.length) throw new ConfigError(problems);
+      watcher?.aim(fresh.config);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [`${loaded.file}: ${(err as Error).message}`];
       logger.error({ problems }, 'reload failed; the running configuration keeps serving');
@@ -191,7 +195,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     });
   process.on('SIGHUP', () => void reloadAll());
   if (loaded.config.reload.watch) {
-    watchForChanges(loaded.file, scriptFolders(loaded.config), loaded.config.reload.debounce, (what) => {
+    watcher = watchConfigFolders(loaded.file, loaded.config, (what) => {
       logger.info({ changed: what }, 'change seen; reloading every worker');
       void reloadAll();
     }, logger);

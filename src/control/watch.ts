@@ -46,6 +46,26 @@ export function watchForChanges(file: string, folders: string[], debounceMs: num
   };
 }
 
+/**
+ * watchForChanges for a config that can change: `aim(config)`, called after each successful
+ * reload, re-aims the watch at that config's script folders (a reload may add a tenant or a
+ * script in a new folder). Returns the handle; `stop()` ends watching.
+ */
+export function watchConfigFolders(file: string, config: Config, onChange: (what: string) => void, logger: Logger): { aim(config: Config): void; stop(): void } {
+  let folders = scriptFolders(config);
+  let stop = watchForChanges(file, folders, config.reload.debounce, onChange, logger);
+  return {
+    aim(next: Config) {
+      const now = scriptFolders(next);
+      if (now.length === folders.length && now.every((d) => folders.includes(d))) return;
+      stop();
+      folders = now;
+      stop = watchForChanges(file, folders, next.reload.debounce, onChange, logger);
+    },
+    stop: () => stop(),
+  };
+}
+
 /** Folders to watch for a config: each tenant's scripts folder and the folder of every named script. */
 export function scriptFolders(config: Config): string[] {
   const dirs = new Set<string>();

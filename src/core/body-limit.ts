@@ -12,12 +12,12 @@ export interface BodyCounter extends Transform {
   bytes: number;
 }
 
-/** Pipes `req` through a counter; `max` 0 = unlimited. Client errors/aborts propagate. */
-export function limitBody(req: IncomingMessage, max: number): BodyCounter {
+/** Pipes `req` through a counter; `max` 0 = unlimited; `limitName` names the limit in the 413. Client errors/aborts propagate. */
+export function limitBody(req: IncomingMessage, max: number, limitName?: string): BodyCounter {
   const counter = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       counter.bytes += chunk.length;
-      if (max > 0 && counter.bytes > max) return cb(new ProxyError('PRX_ERR_BODY_TOO_LARGE'));
+      if (max > 0 && counter.bytes > max) return cb(limitName ? new ProxyError('PRX_ERR_BODY_TOO_LARGE', `the request body is larger than ${limitName} (${max} bytes)`) : new ProxyError('PRX_ERR_BODY_TOO_LARGE'));
       cb(null, chunk);
     },
   }) as BodyCounter;

@@ -177,8 +177,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (scripts && scriptBody !== undefined && this.#hasBody && (scripts.has.rewrite || scripts.has.access)) {
       // rewrite/access see the body (route `script_body`): read it whole first, up to the smaller limit.
       const cap = maxBody > 0 ? Math.min(maxBody, scriptBody) : scriptBody;
-      if (cl !== undefined && Number(cl) > cap) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
-      const counter = (this.#bodyCounter = limitBody(req, cap));
+      const limitName = cap === scriptBody ? `the route's script_body` : 'limits.max_body_size';
+      if (cl !== undefined && Number(cl) > cap) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE', `the request body is larger than ${limitName} (${cap} bytes)`);
+      const counter = (this.#bodyCounter = limitBody(req, cap, limitName));
       if (this.#expectContinue) this.#res.writeContinue();
       readReplayBody(counter as unknown as import('node:stream').Readable).then(
         (buf) => {
@@ -591,7 +592,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#res.destroy();
       return;
     }
-    this.#local(e.status, e.code, e.source === 'script' ? 'script error' : undefined);
+    // A refusal of the client's own request says why (which limit); other failures stay generic.
+    this.#local(e.status, e.code, e.source === 'script' ? 'script error' : e.source === 'downstream' ? e.message : undefined);
   }
 
   #logScriptError(err: unknown): void {

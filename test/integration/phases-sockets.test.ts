@@ -203,7 +203,9 @@ describe('rewrite and access', () => {
     expect(denied.text).toBe('action drop, 17 bytes, 123');
     // Chunked (no Content-Length) is read the same way.
     expect(await sendChunked(port, 'POST', '/hook', ['{"action":', '"deploy"}'])).toBe(200);
-    expect((await request(port, { method: 'POST', path: '/hook', body: 'x'.repeat(2000) })).status).toBe(413);
+    const tooBig = await request(port, { method: 'POST', path: '/hook', body: 'x'.repeat(2000) });
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.text).toContain("script_body");
     expect((await request(port, { path: '/hook' })).status).toBe(411);
     expect(origin.seen).toHaveLength(2);
   });

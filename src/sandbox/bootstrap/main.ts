@@ -89,6 +89,11 @@ function install(routesJson: string, upstreamsJson: string, tenantName: string, 
         problems.push([key, `a phase script must \`export default\` a function (found ${fn === undefined ? 'no default export' : typeof fn})`]);
         return null;
       }
+      const kind = Object.prototype.toString.call(fn).slice(8, -1);
+      if (kind !== 'Function') {
+        problems.push([key, `a phase script must be synchronous: its default export is an ${kind} (phases run to completion, with no await)`]);
+        return null;
+      }
       return fn as PhaseFn;
     });
     return { name: r.n, fns, keys: r.s, upstream: r.u, bodyLimit: r.b ?? -1 };

@@ -42,11 +42,13 @@ describe('createScriptHost', () => {
 
   it('reports a script without a default export and a script that throws while loading', async () => {
     const p = await problems({
-      'scriptgate.yaml': config('  - access_by_script: nodefault.ts\n  - tenant: other\n    rewrite_by_script: throws.ts\n', 'tenants:\n  other: { scripts: other }\n'),
+      'scriptgate.yaml': config('  - access_by_script: nodefault.ts\n  - tenant: other\n    rewrite_by_script: throws.ts\n  - header_filter_by_script: async.ts\n', 'tenants:\n  other: { scripts: other }\n'),
       'nodefault.ts': 'export function access() {}\n',
+      'async.ts': 'export default async function () {}\n',
       'other/throws.ts': 'const x: any = undefined;\nx.boom();\nexport default function () {}\n',
     });
     expect(p.join('\n')).toMatch(/nodefault\.ts:1: a phase script must `export default` a function/);
     expect(p.join('\n')).toMatch(/throws\.ts:2: the script failed while loading: .*boom/);
+    expect(p.join('\n')).toMatch(/async\.ts:1: a phase script must be synchronous: its default export is an AsyncFunction/);
   });
 });
