@@ -615,7 +615,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       tenant: this.#route?.config.tenant,
       clientIp: req.socket?.remoteAddress,
       clientPort: req.socket?.remotePort,
-      host: req.headers.host ?? (req.headers[':authority'] as string | undefined),
+      host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
       scheme: this.#lc.scheme,
       httpVersion: req.httpVersion,
       requestHeaders: req.headers,
@@ -634,7 +634,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#done = true;
     if (this.#deadline) clearTimeout(this.#deadline);
     const res = this.#res;
-    const aborted = !res.writableFinished;
+    // node's HTTP/2 response reads writableFinished true after a RST_STREAM too; writableEnded tells.
+    const aborted = !res.writableFinished || !res.writableEnded;
     if (aborted) {
       if (!this.#error) this.#error = 'PRX_ERR_CLIENT_ABORTED';
       this.#controller?.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));

@@ -64,7 +64,9 @@ export class Http2Downstream {
       });
     });
     server.on('stream', (stream: ServerHttp2Stream) => {
-      const session = stream.session!;
+      // A stream the client reset in the same read as its HEADERS is already gone (no session) here.
+      const session = stream.session;
+      if (!session) return;
       this.#open.set(session, (this.#open.get(session) ?? 0) + 1);
       stream.once('close', () => this.#open.set(session, (this.#open.get(session) ?? 1) - 1));
     });

@@ -101,7 +101,11 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
     const bad = checkTransferEncoding(te, req.httpVersionMinor);
     if (bad) return bad;
   }
-  const hostHeader = target.authority ?? req.headers.host ?? (h2 ? (req.headers[':authority'] as string | undefined) : undefined) ?? '';
+  // HTTP/2: :authority names the target; a Host that says otherwise makes the request malformed (RFC 9113 §8.3.1).
+  const authority = h2 ? (req.headers[':authority'] as string | undefined) : undefined;
+  const host = req.headers.host;
+  if (authority !== undefined && host !== undefined && host.toLowerCase() !== authority.toLowerCase()) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'Host and :authority differ' };
+  const hostHeader = target.authority ?? authority ?? host ?? '';
   if (!HOST_VALUE.test(hostHeader)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'invalid Host header' };
   // A Host that is there but empty names no authority, which an http(s) URI must have (RFC 9110 §4.2.1; nginx: 400).
   if (hostHeader === '' && hosts > 0) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'empty Host header' };
@@ -134,11 +138,28 @@ export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessa
   plan.route = route;
   if (escapesPrefix(target.path, route.prefix)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route' };
   const headers = forwardRawHeaders(req.rawHeaders);
+  // HTTP/2 may split Cookie into one field per crumb; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
+  if (req.httpVersionMajor === 2) joinCookies(headers);
   // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), for scripts and upstream alike.
   if (target.authority !== undefined) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers[i + 1] = target.authority;
   plan.headers = headers;
   plan.upstreamName = route.config.upstream;
   return undefined;
+}
+
+/** Joins every `cookie` field of a flat header list into the first, with "; " (in place). */
+function joinCookies(headers: string[]): void {
+  let first = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'cookie') continue;
+    if (first < 0) {
+      first = i;
+      continue;
+    }
+    headers[first + 1] = `${headers[first + 1]}; ${headers[i + 1]}`;
+    headers.splice(i, 2);
+    i -= 2;
+  }
 }
 
 /** The request as scripts see it (call after matchRoute). */

@@ -1,0 +1,132 @@
+/**
+ * HTTP/2 edge cases a real client or peer produces: a stream reset in the same packet as its
+ * HEADERS, a client that cancels mid-response (the upstream request must be cancelled too),
+ * Cookie crumbs on their way to an HTTP/1.1 origin (RFC 9113 §8.2.3), :authority against Host
+ * (§8.3.1), and an HTTP/2 upstream's body followed by trailers while the proxy applies
+ * back-pressure (the whole body, then the trailers).
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { h2Connect, h2Request } from '../helpers/h2-client.ts';
+import { closeServer, startOrigin, startProxy } from '../helpers/servers.ts';
+
+function h2cConfig(origin: string, upstreamExtra = '', routes = '  - name: all\n    upstream: up\n'): string {
+  return `listen:\n  - address: 127.0.0.1:0\n    http2: true\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin}"]\n${upstreamExtra}routes:\n${routes}`;
+}
+
+/** One HTTP/2 frame. */
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** HPACK: each field as a literal without indexing, new name, no Huffman (names and values < 127 bytes). */
+function hpack(fields: Array<[string, string]>): Buffer {
+  return Buffer.concat(fields.flatMap(([n, v]) => [Buffer.from([0, n.length]), Buffer.from(n), Buffer.from([v.length]), Buffer.from(v)]));
+}
+
+describe('HTTP/2 edges', () => {
+  it('a stream reset in the same write as its HEADERS (h2c) leaves the proxy up and serving', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(h2cConfig(origin.address));
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(8); // CANCEL
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write(
+            Buffer.concat([
+              Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+              frame(4, 0, 0),
+              frame(1, 0x5, 1, hpack([[':method', 'GET'], [':scheme', 'http'], [':authority', 'x'], [':path', '/']])),
+              frame(3, 0, 1, cancel),
+              frame(7, 0, 0, Buffer.alloc(8)), // GOAWAY: this client is done
+            ]),
+          );
+        });
+        s.on('data', () => undefined);
+        s.on('error', reject);
+        s.on('close', () => resolve());
+        setTimeout(() => s.destroy(), 200).unref();
+      });
+    }
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const res = await h2Request(session, { ':path': '/after' });
+    session.close();
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toContain('GET /after');
+  });
+
+  it('a client that cancels its HTTP/2 stream mid-response gets the upstream request cancelled too', async () => {
+    let upstreamClosed!: (finished: boolean) => void;
+    const closed = new Promise<boolean>((r) => (upstreamClosed = r));
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const timer = setInterval(() => res.write('tick\n'), 20);
+      res.on('close', () => {
+        clearInterval(timer);
+        upstreamClosed(res.writableFinished);
+      });
+      setTimeout(() => res.end('done\n'), 10_000).unref();
+    });
+    const { port } = await startProxy(h2cConfig(origin.address));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    onTestFinished(() => session.destroy());
+    const stream = session.request({ ':path': '/slow' });
+    await new Promise<void>((r) => stream.once('data', () => r()));
+    const t0 = Date.now();
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    expect(await closed).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('Cookie crumbs of an HTTP/2 request reach an HTTP/1.1 origin as one field; :authority names the target, a Host that differs is a 400', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(h2cConfig(origin.address, '', '  - name: a\n    match: { host: a.test }\n    upstream: up\n'));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    onTestFinished(() => session.close());
+    const ok = await h2Request(session, { ':path': '/c', ':authority': 'a.test', cookie: ['a=1', 'b=2', 'c=3'] });
+    expect(ok.status).toBe(200);
+    const seen = origin.seen.at(-1)!;
+    expect(seen.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'cookie')).toHaveLength(1);
+    expect(seen.headers.cookie).toBe('a=1; b=2; c=3');
+    expect(seen.headers.host).toBe('a.test');
+    expect((await h2Request(session, { ':path': '/c', ':authority': 'a.test', host: 'a.test' })).status).toBe(200);
+    expect((await h2Request(session, { ':path': '/c', ':authority': 'b.test', host: 'a.test' })).status).toBe(400);
+    expect(origin.seen).toHaveLength(2);
+  });
+
+  it('an HTTP/2 upstream body followed by trailers arrives whole while the client reads slowly (back-pressure)', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 'abcdefghij');
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      const body = big.subarray(0, Number(String(headers[':path']).split('/')[2]));
+      stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-sum': String(body.length) }));
+      stream.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => closeServer(server as unknown as http.Server));
+    const { port } = await startProxy(h2cConfig(`127.0.0.1:${(server.address() as AddressInfo).port}`, '    protocol: http2\n'));
+    for (const size of [30_000, 300_000, big.length]) {
+      // A small window makes the proxy's writes to this client wait, so it pauses the upstream stream.
+      const session = await h2Connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 4096 } });
+      const stream = session.request({ ':path': `/big/${size}` });
+      const trailers = new Promise<http2.IncomingHttpHeaders>((r) => stream.once('trailers', r));
+      let n = 0;
+      stream.pause();
+      setTimeout(() => stream.resume(), 150);
+      stream.on('data', (c: Buffer) => (n += c.length));
+      await new Promise<void>((r) => stream.on('end', () => r()));
+      expect(n).toBe(size);
+      expect((await trailers)['x-sum']).toBe(String(size));
+      session.close();
+    }
+  });
+});
