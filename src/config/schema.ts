@@ -37,6 +37,8 @@ const address = z.string().refine((v) => parseHostPort(v) !== undefined, { messa
 const limitsFields = {
   /** The request head must arrive within this (slowloris guard). Default 10s. */
   client_header_timeout: duration.default(10_000),
+  /** An HTTP/1 request body with no bytes arriving for this long fails with 408 (nginx's client_body_timeout). Default 60s. */
+  client_body_timeout: duration.default(60_000),
   /** Request line plus headers. Default 16kb. */
   max_header_size: size.default(16 * 1024),
   /** Request line alone; longer gets 414. Default 8kb. */
@@ -54,6 +56,7 @@ const limits = z.strictObject(limitsFields);
 /** Per-listener override: every field optional; unset ones fall back to the top-level limits. */
 const listenerLimits = z.strictObject({
   client_header_timeout: duration.optional(),
+  client_body_timeout: duration.optional(),
   max_header_size: size.optional(),
   max_uri_size: size.optional(),
   max_body_size: size.optional(),

@@ -20,6 +20,7 @@ import type { Target, Upstream } from '../upstream/upstream.ts';
 import { forwardResponseHeaders, scriptFramedHeaders, withoutHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
 import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
+import { watchBodyProgress } from './body-timeout.ts';
 import { limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
@@ -104,6 +105,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #grpc = false;
   /** gRPC: the response head waits here until the body starts, so a trailers-only answer stays one. */
   #pendingHead: string[] | undefined;
+  /** Stops the client_body_timeout watch (body-timeout.ts); undefined when there is none. */
+  #stopBodyWatch: (() => void) | undefined;
   /** gRPC: the grpc-timeout timer. */
   #deadline: NodeJS.Timeout | undefined;
   /** The request's trace; undefined unless the config has `tracing:` (observability/request-telemetry.ts). */
@@ -171,6 +174,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#hasBody = this.#h2 ? !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : te !== undefined || (cl !== undefined && cl !== '0');
     const maxBody = this.#lc.limits.max_body_size;
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
+    if (this.#hasBody && !this.#h2 && this.#lc.limits.client_body_timeout > 0) {
+      this.#stopBodyWatch = watchBodyProgress(req, this.#lc.limits.client_body_timeout, () => this.#bodyStalled());
+    }
 
     const scripts = this.#gen.scripts?.route(route.index);
     const scriptBody = route.config.script_body;
@@ -575,10 +581,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#status = status;
     if (status >= 400) this.#error = code;
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
-    if (status === 400 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
+    if (status === 400 || status === 408 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
     if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(code), detail ?? new ProxyError(code).message);
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
     this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders], body, this.#method === 'HEAD');
+  }
+
+  /** client_body_timeout passed with no body bytes: 408 (or a cut response), the upstream try aborted. */
+  #bodyStalled(): void {
+    if (this.#done) return;
+    const err = new ProxyError('PRX_ERR_CLIENT_BODY_TIMEOUT', `no request body bytes for ${this.#lc.limits.client_body_timeout} ms (limits.client_body_timeout)`);
+    this.#controller?.abort(err);
+    this.#res.shouldKeepAlive = false;
+    this.#fail(err);
   }
 
   #fail(err: unknown): void {
@@ -633,6 +648,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     if (this.#deadline) clearTimeout(this.#deadline);
+    this.#stopBodyWatch?.();
     const res = this.#res;
     // node's HTTP/2 response reads writableFinished true after a RST_STREAM too; writableEnded tells.
     const aborted = !res.writableFinished || !res.writableEnded;

@@ -17,6 +17,7 @@
  * (plain-upgrade.ts). On the HTTP/2 side, an extended CONNECT for WebSocket (RFC 8441) goes to
  * h2-websocket.ts. `#dispatch()` is where a connection is given to the protocol that serves it.
  */
+import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import net, { type Socket } from 'node:net';
@@ -67,6 +68,7 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
   const own = config.limits ?? {};
   return {
     client_header_timeout: own.client_header_timeout ?? limits.client_header_timeout,
+    client_body_timeout: own.client_body_timeout ?? limits.client_body_timeout,
     max_header_size: own.max_header_size ?? limits.max_header_size,
     max_uri_size: own.max_uri_size ?? limits.max_uri_size,
     max_body_size: own.max_body_size ?? limits.max_body_size,
@@ -178,9 +180,13 @@ export class Listener {
       requestTimeout: 0,
       keepAliveTimeout: limits.keepalive_timeout,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.client_header_timeout / 4))),
-      requireHostHeader: true,
+      // A missing Host is refused by readRequestHead (request-prelude.ts), in the proxy's own format.
+      requireHostHeader: false,
       noDelay: true,
     });
+    // No cap on the number of header lines (node keeps 2000 and silently drops the rest, Content-Length
+    // included); max_header_size bounds them, checked on the real size by readRequestHead.
+    this.http1.maxHeadersCount = 0;
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
       if (req.httpVersionMajor !== 1) return refuseVersion(res);
@@ -344,7 +350,7 @@ export class Listener {
       return;
     }
     const body = `${status} ${REASONS[status]}\n`;
-    socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
   }
 
   /**

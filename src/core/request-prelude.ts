@@ -97,6 +97,10 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') te = te === undefined ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
   }
   if (hosts > 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'more than one Host header' };
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
+  if (hosts === 0 && !h2 && req.httpVersionMinor >= 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'no Host header' };
+  // node's maxHeaderSize counts names and values only; max_header_size is the head as sent (line, ": ", CRLFs).
+  if (!h2 && headSize(req) > limits.max_header_size) return { status: 431, code: 'PRX_ERR_HEADERS_TOO_LARGE' };
   if (te !== undefined && !h2) {
     const bad = checkTransferEncoding(te, req.httpVersionMinor);
     if (bad) return bad;
@@ -114,6 +118,14 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
   plan.path = target.path;
   plan.query = target.query;
   return undefined;
+}
+
+/** Bytes of an HTTP/1 request head as the client sent it: request line, each `name: value` line, CRLFs. */
+function headSize(req: IncomingMessage): number {
+  let n = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 4;
+  return n + 2;
 }
 
 /**

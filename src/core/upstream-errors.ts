@@ -10,7 +10,8 @@ export function mapUpstreamError(err: Error): ProxyError {
   const code = (err as { code?: string }).code ?? '';
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_CONNECT_TIMEOUT', err.message, { cause: err });
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProxyError('PRX_ERR_UPSTREAM_TIMEOUT', err.message, { cause: err });
-  if (code === 'PRX_ERR_BODY_TOO_LARGE' || code === 'PRX_ERR_CLIENT_ABORTED') return err as ProxyError;
+  // The client's side failed the try (body too large, aborted, stalled): not the upstream's fault.
+  if ((err instanceof ProxyError && err.source === 'downstream') || code === 'PRX_ERR_BODY_TOO_LARGE' || code === 'PRX_ERR_CLIENT_ABORTED' || code === 'PRX_ERR_CLIENT_BODY_TIMEOUT') return err as ProxyError;
   // undici refused to build the request (a header value it rejects): not the upstream's fault, never retried.
   if (code === 'UND_ERR_INVALID_ARG') return new ProxyError('PRX_ERR_INTERNAL', `the upstream request could not be built: ${err.message}`, { cause: err });
   if (CONNECT_CODES.has(code)) return new ProxyError('PRX_ERR_UPSTREAM_CONNECT', err.message, { cause: err });

@@ -96,6 +96,8 @@ export interface UpgradeClient {
   destroy(): void;
 }
 
+const REQUEST_ID: ReadonlySet<string> = new Set(['x-request-id']);
+
 /** Serves one HTTP/1.1 WebSocket Upgrade request; see the module comment. Never throws. */
 export function proxyUpgrade(gen: Generation, lc: ListenerContext, req: IncomingMessage, socket: Socket, head: Buffer, tunnels: TunnelSet): void {
   new UpgradeExchange(gen, lc, new Http1Client(req, socket, head, lc.metrics), tunnels).start();
@@ -293,9 +295,7 @@ class UpgradeExchange {
       usocket.destroy();
       return;
     }
-    const out = forwardResponseHeaders(ures.headers);
-    const via = this.#gen.config.via;
-    if (via) out.push('via', viaEntry(ures.httpVersion, via));
+    const out = this.#withProxyHeaders(forwardResponseHeaders(ures.headers), ures, false);
     const sent = client.accept(ures, out);
     if (isProxyError(sent)) {
       usocket.destroy();
@@ -330,6 +330,20 @@ class UpgradeExchange {
     this.#finish();
   }
 
+  /**
+   * The proxy's own fields on the upstream's answer, as on every proxied response: its
+   * X-Request-Id (replacing the upstream's), Via when configured, and (`date`) a Date when the
+   * upstream sent none.
+   */
+  #withProxyHeaders(headers: string[], ures: IncomingMessage, date: boolean): string[] {
+    const out = ures.headers['x-request-id'] === undefined ? headers : withoutHeaders(headers, REQUEST_ID);
+    if (this.#plan) out.push('x-request-id', this.#plan.id);
+    const via = this.#gen.config.via;
+    if (via) out.push('via', viaEntry(ures.httpVersion, via));
+    if (date && ures.headers.date === undefined) out.push('date', new Date().toUTCString());
+    return out;
+  }
+
   /** The upstream answered without upgrading (403, 426, …): that response goes back, then the client is done. */
   #passBack(ures: IncomingMessage, usocket: Socket): void {
     this.#tHeader = performance.now();
@@ -337,7 +351,7 @@ class UpgradeExchange {
       usocket.destroy();
       return;
     }
-    const out = forwardResponseHeaders(ures.headers);
+    const out = this.#withProxyHeaders(forwardResponseHeaders(ures.headers), ures, true);
     const status = ures.statusCode ?? 502;
     const body = this.#client.passBack(status, ures.statusMessage ?? '', out);
     if (isProxyError(body)) {

@@ -603,3 +603,56 @@ describe('upstream responses the proxy cannot forward', () => {
     expect(r!.complete).toBe(false);
   });
 });
+
+describe('request heads and bodies at the limits', () => {
+  it('client_body_timeout: a client that stops mid-body gets 408 and its upstream request is cancelled, freeing the pool for others', async () => {
+    let aborted = 0;
+    const origin = await startOrigin((_req, res) => res.end('ok'));
+    origin.server.on('request', (req) => req.on('aborted', () => aborted++));
+    const { port } = await startProxy(
+      `listen:\n  - address: 127.0.0.1:0\nlimits: { client_body_timeout: 300ms }\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\n    connections: 1\nroutes:\n  - name: all\n    upstream: up\n`,
+    );
+    const stalled = rawClient(port);
+    stalled.socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc');
+    const t0 = Date.now();
+    const answer = await stalled.until((t) => t.includes('\r\n\r\n'), 5000);
+    expect(statusOf(answer)).toBe(408);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    // The one pooled upstream connection is free again: the next request is answered.
+    const next = await rawRequest(port, 'GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(statusOf(next.text)).toBe(200);
+    await new Promise<void>((r) => setImmediate(r));
+    expect(aborted).toBe(1);
+  });
+
+  it('more than 2000 header lines: none is dropped (the body and its Content-Length arrive); max_header_size counts the head as sent', async () => {
+    const origin = await startOrigin();
+    origin.server.maxHeadersCount = 0;
+    const { port } = await startProxy(simpleConfig([origin]).replace('log: { level: silent }', 'log: { level: silent }\nlimits: { max_header_size: 16kb }'));
+    const many = 'a: 1\r\n'.repeat(2000);
+    const res = await rawRequest(port, `POST /many HTTP/1.1\r\nHost: a\r\n${many}Content-Length: 5\r\nConnection: close\r\n\r\nhello`);
+    expect(statusOf(res.text)).toBe(200);
+    expect(origin.seen[0]!.body.toString()).toBe('hello');
+    // 3000 short lines are 18 KB as sent, though node counts only their names and values (6 KB).
+    const over = await rawRequest(port, `GET /over HTTP/1.1\r\nHost: a\r\n${'a: 1\r\n'.repeat(3000)}Connection: close\r\n\r\n`);
+    expect(statusOf(over.text)).toBe(431);
+    expect(origin.seen).toHaveLength(1);
+  });
+
+  it('a missing Host and a malformed head are refused in the proxy’s own format: a text body, Date and X-Request-Id', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    for (const raw of ['GET / HTTP/1.1\r\n\r\n', 'GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n']) {
+      const res = await rawRequest(port, raw);
+      expect(statusOf(res.text)).toBe(400);
+      expect(res.text).toMatch(/\r\ndate: [A-Z][a-z]{2}, \d\d /i);
+      expect(res.text).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
+      expect(res.text).toMatch(/\r\ncontent-type: text\/plain; charset=utf-8\r\n/i);
+      expect(res.text).toMatch(/\r\n\r\n400 /);
+    }
+    // HTTP/1.0 had no Host requirement.
+    expect(statusOf((await rawRequest(port, 'GET /old HTTP/1.0\r\n\r\n')).text)).toBe(200);
+    expect(origin.seen).toHaveLength(1);
+  });
+});

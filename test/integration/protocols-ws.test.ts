@@ -188,6 +188,9 @@ describe('WebSocket', () => {
     const raw = await rawRequest(port, 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     expect(statusOf(raw.text)).toBe(403);
     expect(raw.text).toMatch(/\r\nx-why: no sockets\r\n/);
+    // The proxy's own fields, as on any proxied answer.
+    expect(raw.text).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+    expect(raw.text).toMatch(/\r\ndate: /i);
     expect(raw.text.endsWith('websockets are off\n')).toBe(true);
     expect(raw.timedOut).toBe(false);
   });
