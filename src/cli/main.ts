@@ -9,6 +9,7 @@
  *
  * Runs under bin/scriptgate.js, which adds the node flags the sandbox needs.
  */
+import pino from 'pino';
 import cluster from 'node:cluster';
 import { VERSION } from '../version.ts';
 import { parseArgs } from 'node:util';
@@ -115,9 +116,9 @@ async function reload(file: string): Promise<void> {
 /** `scriptgate check`: everything a start does except binding sockets. */
 async function check(file: string): Promise<void> {
   const loaded = await load(file);
-  const logger = createLogger('silent');
   try {
-    const gen = await buildGeneration(loaded, logger);
+    // `check` logs nothing (whatever LOG_LEVEL says): its findings are its output.
+    const gen = await buildGeneration(loaded, pino({ level: 'silent' }));
     gen.retire();
   } catch (err) {
     if (err instanceof ConfigError) fail(err.problems.join('\n'));
@@ -132,7 +133,12 @@ export async function start(file: string): Promise<void> {
   const loaded = await load(file);
   const n = workerCount(loaded.config.workers);
   const worker = cluster.isWorker;
-  const logger = createLogger(loaded.config.log.level, worker ? { worker: cluster.worker?.id } : {});
+  let logger: ReturnType<typeof createLogger>;
+  try {
+    logger = createLogger(loaded.config.log.level, worker ? { worker: cluster.worker?.id } : {});
+  } catch (err) {
+    fail(`scriptgate: cannot start: ${(err as Error).message}`);
+  }
   try {
     if (n > 1 && cluster.isPrimary) await runPrimary(n, loaded, logger);
     else await runSingle(loaded, logger);

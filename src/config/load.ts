@@ -19,7 +19,16 @@ export interface LoadedConfig {
   file: string;
   /** Folder that relative paths in the config resolve against. */
   baseDir: string;
+  /** The text it was parsed from (a cluster primary hands it to the workers it starts). */
+  text: string;
 }
+
+/**
+ * Set by a cluster primary in its workers' environment: the file holding the config text the
+ * primary validated last, which a worker loads instead of the config file (a worker restarted
+ * after a crash must run what its siblings run, not an edit on disk that was never reloaded).
+ */
+export const CONFIG_SNAPSHOT_ENV = 'SCRIPTGATE_CONFIG_SNAPSHOT';
 
 /** A config that does not load; `problems` holds one `file:line: path: message` line per problem. */
 export class ConfigError extends ProxyError {
@@ -81,14 +90,14 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     throw new ConfigError(problems);
   }
   const baseDir = path.dirname(path.resolve(file));
-  return { config: resolvePaths(result.data, baseDir), file: path.resolve(file), baseDir };
+  return { config: resolvePaths(result.data, baseDir), file: path.resolve(file), baseDir, text };
 }
 
 /** Reads and parses a config file. Throws ConfigError (with `problems`) when it does not load. */
 export async function loadConfig(file: string): Promise<LoadedConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readFile(process.env[CONFIG_SNAPSHOT_ENV] || file, 'utf8');
   } catch (err) {
     throw new ConfigError([`${displayName(file)}:0: cannot read config: ${(err as Error).message}`]);
   }

@@ -23,6 +23,9 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return ms;
 });
 
+/** A duration of at least `min` ms (a period that must not spin: health checks, DNS, flushes). */
+const durationAtLeast = (min: number, what: string) => duration.refine((ms) => ms >= min, { message: `${what} must be at least ${min} ms` });
+
 const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const bytes = parseSize(v);
   if (bytes === undefined) {
@@ -112,8 +115,8 @@ const healthCheck = z.strictObject({
   host: z.string().optional(),
   /** Accepted statuses; default any 2xx or 3xx. */
   expected_status: z.union([statusCode.transform((s) => [s]), z.array(statusCode).min(1)]).optional(),
-  interval: duration.default(5_000),
-  timeout: duration.default(2_000),
+  interval: durationAtLeast(10, 'health_check.interval').default(5_000),
+  timeout: durationAtLeast(1, 'health_check.timeout').default(2_000),
   /** Consecutive passing probes that bring a down target back. */
   healthy_threshold: z.number().int().min(1).max(100).default(2),
   /** Consecutive failing probes that take a target down. */
@@ -159,7 +162,7 @@ const upstream = z.strictObject({
   /** When every target is unhealthy: `fail_open` sends to them anyway, `fail_closed` answers 503. */
   all_unhealthy: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
   /** Targets given by name are resolved again every `interval`; `family` 4 or 6 limits the lookup. */
-  dns: z.strictObject({ interval: duration.default(30_000), family: z.union([z.literal(0), z.literal(4), z.literal(6)]).default(0) }).prefault({}),
+  dns: z.strictObject({ interval: durationAtLeast(10, 'dns.interval').default(30_000), family: z.union([z.literal(0), z.literal(4), z.literal(6)]).default(0) }).prefault({}),
 });
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -192,7 +195,7 @@ const tracing = z.strictObject({
   /** Spans waiting for export beyond this are dropped. */
   max_queue: z.number().int().min(1).max(1_000_000).default(2048),
   /** How often queued spans are sent. */
-  flush_interval: duration.default(1000),
+  flush_interval: durationAtLeast(10, 'flush_interval').default(1000),
 });
 
 /**
@@ -374,6 +377,9 @@ export function crossCheck(raw: unknown): Array<[Array<string | number>, string]
     if (addrs.has(a)) out.push([['listen', i, 'address'], `address ${a} is listed twice`]);
     addrs.add(a);
   });
+  // The admin listener cannot share a proxy listener's address (start would fail after `check` passed).
+  const adminAddress = obj(cfg.admin).address;
+  if (typeof adminAddress === 'string' && !/:0$/.test(adminAddress) && addrs.has(adminAddress)) out.push([['admin', 'address'], `address ${adminAddress} is already used by a listener`]);
   const streamNames = new Set<string>();
   (Array.isArray(cfg.streams) ? cfg.streams : []).forEach((v: unknown, i) => {
     const s = obj(v);

@@ -36,7 +36,10 @@ export function tokenMatches(header: string | undefined, token: string): boolean
 
 function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
+  // A 401 names the scheme it wants (RFC 9110 §11.6.1, RFC 6750 §3).
+  if (status === 401) headers['www-authenticate'] = 'Bearer realm="scriptgate admin"';
+  res.writeHead(status, headers);
   res.end(text);
 }
 

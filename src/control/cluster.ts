@@ -5,13 +5,15 @@
  * (SIGINT: exit at once). SIGHUP reloads the config (in a cluster, in every worker). The admin
  * listener, when configured, runs in the single process or in the primary.
  */
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
+import { CONFIG_SNAPSHOT_ENV, ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
 import { precompileScripts } from './generation.ts';
 import { flushLogger } from '../observability/logger.ts';
-import { clusterMetricsText, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
+import { ClusterMetrics, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
 import { errorReport, mergeErrorReports, type ErrorReport } from '../observability/error-report.ts';
 import { flushTraces } from '../observability/request-telemetry.ts';
 import { startAdmin } from './admin.ts';
@@ -20,6 +22,7 @@ import { clusterStatusDocument, processStatus, statusDocument, type ProcessStatu
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
 import { watchConfigFolders } from './watch.ts';
+import { reopenAccessLogs } from '../observability/access-log.ts';
 import { handOver, receiveHandles } from './upgrade.ts';
 
 /** Number of worker processes for a config's `workers` value. */
@@ -56,6 +59,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     lastReload = cluster.isWorker ? result : countReload(result);
     generationGauge.set(server.generation.id);
     if (result.ok) watcher?.aim(server.generation.config);
+    reopenAccessLogs();
     return lastReload;
   };
   generationGauge.set(server.generation.id);
@@ -77,6 +81,8 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   process.on('SIGTERM', () => stop(true));
   process.on('SIGINT', () => stop(false));
   process.on('SIGHUP', () => void doReload());
+  // logrotate's signal (nginx -s reopen): access-log files are opened again by their path.
+  process.on('SIGUSR1', () => reopenAccessLogs());
   if (!cluster.isWorker) {
     process.on('SIGUSR2', () => {
       if (stopping) return;
@@ -88,7 +94,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
       });
     });
   }
-  if (!cluster.isWorker && loaded.config.reload.watch) {
+  if (!cluster.isWorker) {
     watcher = watchConfigFolders(loaded.file, loaded.config, (what) => {
       logger.info({ changed: what }, 'change seen; reloading');
       void doReload();
@@ -131,9 +137,14 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   // the kernel, SCHED_NONE, measured lopsided here: one worker often took every keep-alive
   // connection.) It costs one IPC hand-off per connection, not per request.
   cluster.schedulingPolicy = cluster.SCHED_RR;
-  const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1' });
+  // Workers load the config text this primary validated last (load.ts CONFIG_SNAPSHOT_ENV).
+  const snapshot = path.join(os.tmpdir(), `scriptgate-${process.pid}.config`);
+  writeFileSync(snapshot, loaded.text, { mode: 0o600 });
+  process.once('exit', () => rmSync(snapshot, { force: true }));
+  const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot });
   const retiring = new Set<number>();
   cluster.on('exit', (worker, code, signal) => {
+    clusterMetrics.exited(worker.id);
     if (retiring.delete(worker.id)) return;
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -156,6 +167,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  const clusterMetrics = new ClusterMetrics();
   let reloadId = 0;
   let lastReload: ReloadResult | undefined;
   const pending = new Map<number, { left: number; results: ReloadResult[]; done: (r: ReloadResult) => void }>();
@@ -170,6 +182,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       const fresh = await loadConfig(loaded.file);
       const problems = await precompileScripts(fresh, logger);
       if (problems.length) throw new ConfigError(problems);
+      writeFileSync(snapshot, fresh.text, { mode: 0o600 });
       watcher?.aim(fresh.config);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [`${loaded.file}: ${(err as Error).message}`];
@@ -194,12 +207,13 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       for (const w of workers) w.send({ type: 'scriptgate:reload', id } satisfies ReloadRequest);
     });
   process.on('SIGHUP', () => void reloadAll());
-  if (loaded.config.reload.watch) {
-    watcher = watchConfigFolders(loaded.file, loaded.config, (what) => {
-      logger.info({ changed: what }, 'change seen; reloading every worker');
-      void reloadAll();
-    }, logger);
-  }
+  process.on('SIGUSR1', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');
+  });
+  watcher = watchConfigFolders(loaded.file, loaded.config, (what) => {
+    logger.info({ changed: what }, 'change seen; reloading every worker');
+    void reloadAll();
+  }, logger);
 
   /**
    * SIGUSR2: rolling restart. Each worker in turn is replaced by a fresh one (new code from disk);
@@ -266,7 +280,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       logger,
       reload: reloadAll,
       // Workers' metrics summed (prom-client aggregators), with the primary's own (reloads, process).
-      metrics: async () => clusterMetricsText((await askWorkers<unknown[]>('metrics')).map((a) => a.value)),
+      metrics: async () => clusterMetrics.text(await askWorkers<unknown[]>('metrics')),
       metricsContentType,
       status: async () => clusterStatusDocument(loaded, await askWorkers<ProcessStatus>('status'), n, lastReload),
       errors: async () => mergeErrorReports((await askWorkers<ErrorReport>('errors')).map((a) => a.value)),

@@ -31,7 +31,7 @@ export class Generation {
   #retired = false;
   #disposed = false;
 
-  constructor(loaded: LoadedConfig, scripts: ScriptHost | undefined, logger: Logger) {
+  constructor(loaded: LoadedConfig, scripts: ScriptHost | undefined, logger: Logger, previous?: Generation) {
     this.id = nextId++;
     this.config = loaded.config;
     this.file = loaded.file;
@@ -43,7 +43,7 @@ export class Generation {
       scripts?.dispose(); // a certificate that does not load fails the generation before it owns anything else
       throw err;
     }
-    this.upstreams = new Map(Object.entries(loaded.config.upstreams).map(([name, cfg]) => [name, new Upstream(name, cfg, logger)]));
+    this.upstreams = new Map(Object.entries(loaded.config.upstreams).map(([name, cfg]) => [name, new Upstream(name, cfg, logger, { previous: previous?.upstreams.get(name) })]));
     this.scripts = scripts;
     this.logger = logger;
   }
@@ -87,14 +87,14 @@ export function usesScripts(config: Config): boolean {
  * Builds a generation from a loaded config: compiles the scripts (throws ConfigError with
  * `file:line: message` problems when one does not compile) and creates the upstream pools.
  */
-export async function buildGeneration(loaded: LoadedConfig, logger: Logger): Promise<Generation> {
+export async function buildGeneration(loaded: LoadedConfig, logger: Logger, previous?: Generation): Promise<Generation> {
   let scripts: ScriptHost | undefined;
   if (usesScripts(loaded.config)) {
     // Loaded on demand: a config without scripts never starts isolated-vm or esbuild.
     const { createScriptHost } = await import('../phases/script-host.ts');
     scripts = await createScriptHost(loaded, logger);
   }
-  const gen = new Generation(loaded, scripts, logger);
+  const gen = new Generation(loaded, scripts, logger, previous);
   // Named upstream targets are looked up before the generation serves (failures are logged, not fatal).
   await Promise.all([...gen.upstreams.values()].map((u) => u.ready));
   return gen;

@@ -35,7 +35,7 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
     // A stream's address (and TLS on/off) is bound at start; its upstream, scripts, timeouts and certificates follow reloads.
     const streamAddresses = (c: Config) => JSON.stringify(c.streams.map((s) => [s.address, s.tls ? s.tls.verify_client : null]));
     if (streamAddresses(loaded.config) !== streamAddresses(server.generation.config)) warnings.push('streams: address and tls on/off changes take effect on restart; a stream whose address moved refuses connections until then');
-    const gen = await buildGeneration(loaded, logger);
+    const gen = await buildGeneration(loaded, logger, server.generation);
     server.swap(gen);
     for (const w of warnings) logger.warn(w);
     logger.info({ generation: gen.id }, 'config reloaded');

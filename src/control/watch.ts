@@ -47,23 +47,24 @@ export function watchForChanges(file: string, folders: string[], debounceMs: num
 }
 
 /**
- * watchForChanges for a config that can change: `aim(config)`, called after each successful
- * reload, re-aims the watch at that config's script folders (a reload may add a tenant or a
- * script in a new folder). Returns the handle; `stop()` ends watching.
+ * watchForChanges for a config that can change: watches while `reload.watch` is on (the default).
+ * `aim(config)`, called after each successful reload, follows that config: its script folders (a
+ * reload may add a tenant or a script in a new folder), `reload.watch` turned off or on, and
+ * `reload.debounce`. Returns the handle; `stop()` ends watching.
  */
 export function watchConfigFolders(file: string, config: Config, onChange: (what: string) => void, logger: Logger): { aim(config: Config): void; stop(): void } {
-  let folders = scriptFolders(config);
-  let stop = watchForChanges(file, folders, config.reload.debounce, onChange, logger);
-  return {
-    aim(next: Config) {
-      const now = scriptFolders(next);
-      if (now.length === folders.length && now.every((d) => folders.includes(d))) return;
-      stop();
-      folders = now;
-      stop = watchForChanges(file, folders, next.reload.debounce, onChange, logger);
-    },
-    stop: () => stop(),
+  let key = '';
+  let stop = (): void => undefined;
+  const aim = (next: Config): void => {
+    const folders = scriptFolders(next);
+    const nextKey = next.reload.watch ? `${next.reload.debounce}\n${folders.sort().join('\n')}` : '';
+    if (nextKey === key) return;
+    stop();
+    key = nextKey;
+    stop = next.reload.watch ? watchForChanges(file, folders, next.reload.debounce, onChange, logger) : () => undefined;
   };
+  aim(config);
+  return { aim, stop: () => stop() };
 }
 
 /** Folders to watch for a config: each tenant's scripts folder and the folder of every named script. */

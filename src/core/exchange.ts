@@ -27,7 +27,7 @@ import { sendLocal } from './local-response.ts';
 import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
 import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 import { recordRequest, scriptErrors, upstreamDuration, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
-import { accessLine, accessSink, type AccessFacts } from '../observability/access-log.ts';
+import { accessLogger, writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
@@ -622,10 +622,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Writes the access line through the configured sink and fields. */
   #accessLog(opts: NonNullable<Generation['config']['log']['access_log_options']>, facts: AccessFacts, bytesIn: number): void {
-    const sink = accessSink(opts, this.#lc.logger, this.#gen.file);
-    if (!sink.fields) return sink.logger.info(facts, 'access');
     const req = this.#req;
-    const line = accessLine(sink.fields, facts, {
+    writeAccessLine(opts, this.#lc.logger, this.#gen.file, facts, () => ({
       bytesIn,
       tenant: this.#route?.config.tenant,
       clientIp: req.socket?.remoteAddress,
@@ -639,8 +637,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       retries: this.#retries,
       traceId: this.#tracing?.traceId,
       generation: this.#gen.id,
-    });
-    sink.logger.info(line, 'access');
+    }));
   }
 
   /** Runs once when the client's response is closed (finished, aborted or destroyed). */
@@ -696,7 +693,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       };
       // log.access_log's fields/file/syslog (observability/access-log.ts); the plain line otherwise.
       const opts = this.#gen.config.log.access_log_options;
-      if (!opts) this.#lc.logger.info(facts, 'access');
+      if (!opts) accessLogger(this.#lc.logger).info(facts, 'access');
       else this.#accessLog(opts, facts, bytesIn);
     }
     this.#gen.release();

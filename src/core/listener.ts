@@ -32,7 +32,9 @@ import { Http2Downstream } from './http2-downstream.ts';
 import { proxyHttp2WebSocket } from './h2-websocket.ts';
 import { serveAsPlainRequest } from './plain-upgrade.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
-import { trackConnection } from '../observability/metrics.ts';
+import { recordRequest, trackConnection } from '../observability/metrics.ts';
+import { writeAccessLine } from '../observability/access-log.ts';
+import type { ErrorCode } from '../errors.ts';
 import { isWebSocketUpgrade, proxyUpgrade, type TunnelSet } from './websocket.ts';
 
 export interface ListenerOptions {
@@ -137,11 +139,25 @@ function afterPendingResponse(socket: Http1Socket, fn: () => void): void {
 }
 
 /** HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close. */
-function refuseVersion(res: ServerResponse): void {
+/** The error code of a status the listener answers itself (before any route). */
+const REFUSAL_CODE: Record<number, ErrorCode> = {
+  400: 'PRX_ERR_BAD_REQUEST',
+  405: 'PRX_ERR_METHOD_NOT_ALLOWED',
+  408: 'PRX_ERR_CLIENT_TIMEOUT',
+  414: 'PRX_ERR_URI_TOO_LONG',
+  417: 'PRX_ERR_EXPECTATION_FAILED',
+  431: 'PRX_ERR_HEADERS_TOO_LARGE',
+  501: 'PRX_ERR_NOT_IMPLEMENTED',
+  505: 'PRX_ERR_VERSION_NOT_SUPPORTED',
+};
+
+/** A local answer of the listener (505, 417): text body, Date, X-Request-Id; the connection closes. Returns the body's length. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, reqId: string): number {
   res.shouldKeepAlive = false;
-  const body = '505 HTTP Version Not Supported\n';
-  res.writeHead(505, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
+  const body = `${status} ${REASONS[status]}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'x-request-id': reqId });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return req.method === 'HEAD' ? 0 : body.length;
 }
 
 export class Listener {
@@ -189,12 +205,12 @@ export class Listener {
     this.http1.maxHeadersCount = 0;
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
-      if (req.httpVersionMajor !== 1) return refuseVersion(res);
+      if (req.httpVersionMajor !== 1) return this.#refuse(req, res, 505);
       new Exchange(opts.current(), lc, req, res).start();
     });
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
-      if (req.httpVersionMajor !== 1) return refuseVersion(res);
+      if (req.httpVersionMajor !== 1) return this.#refuse(req, res, 505);
       new Exchange(opts.current(), lc, req, res, true).start();
     });
     // An Expect other than 100-continue (RFC 9110 §10.1.1): 417, and the connection closes, since
@@ -202,10 +218,7 @@ export class Listener {
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
       opts.logger.info({ expect: req.headers.expect, client: req.socket.remoteAddress }, 'unsupported Expect refused');
-      res.shouldKeepAlive = false;
-      const body = '417 Expectation Failed\n';
-      res.writeHead(417, { 'content-type': 'text/plain', 'content-length': body.length });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      this.#refuse(req, res, 417);
     });
     // WebSocket upgrades run rewrite/access, then become tunnels (websocket.ts); an Upgrade to
     // anything else is served as the plain request it also is (plain-upgrade.ts), as nginx does.
@@ -311,6 +324,37 @@ export class Listener {
     socket.once('close', () => this.#sockets.delete(socket));
   }
 
+  /** Answers `req` itself with `status` (505, 417), with its access line and request metric. */
+  #refuse(req: IncomingMessage, res: ServerResponse, status: number): void {
+    const reqId = randomUUID();
+    const bytes = refuse(req, res, status, reqId);
+    this.#logRefusal(status, req.method, req.url, bytes, reqId, req.socket);
+  }
+
+  /** The access line and request metric of a request refused before any route saw it (nginx logs these too). */
+  #logRefusal(status: number, method: string | undefined, path: string | undefined, bytes: number, reqId: string, socket: Socket): void {
+    const lc = this.#ctx;
+    if (lc.metrics) recordRequest('', method ?? '', status, false, 0, bytes);
+    if (!lc.accessLog) return;
+    const gen = this.#opts.current();
+    const facts = { reqId, method, path, status, bytes, ms: 0, route: undefined, upstream: undefined, error: REFUSAL_CODE[status] ?? 'PRX_ERR_BAD_REQUEST' };
+    writeAccessLine(gen.config.log.access_log_options, lc.logger, gen.file, facts, () => ({
+      bytesIn: 0,
+      tenant: undefined,
+      clientIp: socket.remoteAddress,
+      clientPort: socket.remotePort,
+      host: undefined,
+      scheme: lc.scheme,
+      httpVersion: '1.1',
+      requestHeaders: {},
+      responseHeaders: [],
+      upstreamMs: -1,
+      retries: 0,
+      traceId: undefined,
+      generation: gen.id,
+    }));
+  }
+
   #onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -350,7 +394,11 @@ export class Listener {
       return;
     }
     const body = `${status} ${REASONS[status]}\n`;
-    socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+    const reqId = randomUUID();
+    socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`);
+    // The request line as far as it is readable (the access line of a request the parser refused).
+    const line = /^([!-~]{1,32}) ([!-~]{1,2048})/.exec(err.rawPacket?.subarray(0, 2100).toString('latin1') ?? '');
+    this.#logRefusal(status, line?.[1], line?.[2], body.length, reqId, socket);
   }
 
   /**

@@ -29,6 +29,7 @@ import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type TunnelStats } from './stream-tunnel.ts';
 import { tlsRecordOf } from './tls-facts.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
+import { accessLogger } from '../observability/access-log.ts';
 
 export interface StreamListenerOptions {
   /** Position in config.streams; a reload's stream at the same position takes over its settings. */
@@ -299,7 +300,7 @@ class StreamConnection {
       this.#session.close();
     }
     if (this.#opts.accessLog()) {
-      this.#opts.logger.info(
+      accessLogger(this.#opts.logger).info(
         {
           connId: this.#id,
           stream: this.#name,

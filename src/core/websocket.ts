@@ -31,6 +31,7 @@ import { recordRequest, scriptErrors, trackConnection } from '../observability/m
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders, withoutHeaders } from './hop-by-hop.ts';
+import { accessLogger } from '../observability/access-log.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type Tunnel, type TunnelSide, type TunnelStats } from './stream-tunnel.ts';
@@ -432,7 +433,7 @@ class UpgradeExchange {
     }
     if (this.#lc.metrics) recordRequest(plan?.route?.name ?? '', this.#req.method ?? '', status, status === 499, total / 1000, this.#bytesSent, this.#bytesReceived);
     if (this.#lc.accessLog) {
-      this.#lc.logger.info(
+      accessLogger(this.#lc.logger).info(
         {
           reqId: plan?.id,
           method: this.#req.method,

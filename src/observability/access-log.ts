@@ -126,7 +126,30 @@ export function accessLine(fields: readonly string[], f: AccessFacts, x: AccessE
 }
 
 const sinks = new Map<string, AccessSink>();
+/** Access-log files open in this process (reopened by `reopenAccessLogs`). */
+const openFiles: Array<{ reopen(): void }> = [];
+
+/**
+ * Reopens every access-log file by its path (after logrotate moved it away): SIGUSR1, as
+ * `nginx -s reopen`, and every reload. Lines buffered so far go to the old file.
+ */
+export function reopenAccessLogs(): void {
+  for (const f of openFiles) f.reopen();
+}
 const defaults = new WeakMap<Logger, AccessSink>();
+const stdoutLoggers = new WeakMap<Logger, Logger>();
+
+/**
+ * The logger access lines written to the process log go through: a child of `logger` at level
+ * info whatever `log.level` says (an error-log level does not switch the access log off, as in
+ * nginx; `access_log: false` does), except `silent`, which silences everything. Made once per logger.
+ */
+export function accessLogger(logger: Logger): Logger {
+  if (logger.level === 'silent') return logger;
+  let l = stdoutLoggers.get(logger);
+  if (!l) stdoutLoggers.set(logger, (l = logger.child({}, { level: 'info' })));
+  return l;
+}
 
 /**
  * The sink for a generation's `log.access_log` options (undefined options = `true`): cached per
@@ -136,7 +159,7 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
   if (!options || (!options.file && !options.syslog)) {
     if (!options?.fields) {
       let s = defaults.get(logger);
-      if (!s) defaults.set(logger, (s = { logger, fields: undefined }));
+      if (!s) defaults.set(logger, (s = { logger: accessLogger(logger), fields: undefined }));
       return s;
     }
   }
@@ -144,12 +167,13 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
   const key = JSON.stringify([options.fields, file, options.syslog]);
   let sink = sinks.get(key);
   if (sink) return sink;
-  let target: Logger = logger;
+  let target: Logger = accessLogger(logger);
   if (file || options.syslog) {
     const streams: pino.StreamEntry[] = [];
     if (file) {
       const dest = pino.destination({ dest: file, sync: false, mkdir: true, append: true });
       onFlush(() => dest.flushSync());
+      openFiles.push(dest);
       streams.push({ stream: dest });
     }
     if (options.syslog) {
@@ -164,4 +188,15 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
   sink = { logger: target, fields: options.fields };
   sinks.set(key, sink);
   return sink;
+}
+
+/**
+ * Writes one access line where the generation's `log.access_log` sends it: the default line to the
+ * process log, or the configured `fields` (built from `extras()`, called only then) to stdout, a
+ * file or syslog.
+ */
+export function writeAccessLine(options: AccessLogOptions | undefined, logger: Logger, configFile: string, facts: AccessFacts, extras: () => AccessExtras): void {
+  const sink = accessSink(options, logger, configFile);
+  if (!sink.fields) sink.logger.info(facts, 'access');
+  else sink.logger.info(accessLine(sink.fields, facts, extras()), 'access');
 }

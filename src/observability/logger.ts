@@ -7,12 +7,16 @@ import pino, { type Logger } from 'pino';
 
 let destination: pino.DestinationStream & { flushSync?: () => void } | undefined;
 
-/** Creates the root logger; `base` fields (pid, worker) go on every line. */
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Creates the root logger; `base` fields (pid, worker) go on every line. Throws a one-line Error for a bad LOG_LEVEL. */
 export function createLogger(level?: string, base: Record<string, unknown> = {}): Logger {
+  const chosen = process.env.LOG_LEVEL || level || 'info';
+  if (!LEVELS.includes(chosen)) throw new Error(`LOG_LEVEL ${JSON.stringify(chosen)} is not a log level (${LEVELS.join(', ')})`);
   destination ??= pino.destination({ dest: 1, sync: false, minLength: 0 });
   return pino(
     {
-      level: process.env.LOG_LEVEL ?? level ?? 'info',
+      level: chosen,
       base: { pid: process.pid, ...base },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -200,15 +200,39 @@ export async function metricsText(clustered: boolean): Promise<string> {
   return merged;
 }
 
+type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
+
+/** Per-process values that mean nothing summed: the cluster shows the largest. */
+const MAX_ACROSS_PROCESSES = new Set(['process_max_fds']);
+
 /**
- * A cluster primary's metrics text: the workers' `getMetricsAsJSON()` results and the primary's
- * own registry (reloads, generation, its process metrics) merged by each metric's aggregator
- * (counters and histograms are summed, so counts are exact).
+ * A cluster primary's metrics: the workers' `getMetricsAsJSON()` results and the primary's own
+ * registry (reloads, generation, its process metrics) merged by each metric's aggregator
+ * (counters and histograms are summed, so counts are exact). Workers that exited (a crash, a
+ * rolling restart) leave their last scraped counters and histograms behind, so a cluster counter
+ * never goes backwards while the primary runs (Prometheus would read a reset); their gauges go.
  */
-export async function clusterMetricsText(workers: readonly unknown[]): Promise<string> {
-  const own = await registry.getMetricsAsJSON();
-  const merged = client.AggregatorRegistry.aggregate([...(workers as Array<typeof own>), own]);
-  return merged.metrics();
+export class ClusterMetrics {
+  readonly #last = new Map<number, MetricsJson>();
+  readonly #retired: MetricsJson[] = [];
+
+  /** The text for one scrape, given each live worker's answer. */
+  async text(workers: ReadonlyArray<{ worker: number; value: unknown }>): Promise<string> {
+    for (const w of workers) this.#last.set(w.worker, w.value as MetricsJson);
+    const own = await registry.getMetricsAsJSON();
+    const all = [...workers.map((w) => w.value as MetricsJson), ...this.#retired, own].map((set) =>
+      set.map((m) => (MAX_ACROSS_PROCESSES.has(m.name) ? { ...m, aggregator: 'max' as const } : m)),
+    );
+    return client.AggregatorRegistry.aggregate(all).metrics();
+  }
+
+  /** A worker exited: what it had counted stays in the sums. */
+  exited(worker: number): void {
+    const last = this.#last.get(worker);
+    this.#last.delete(worker);
+    // At run time `type` is the exposition name ('counter'), whatever prom-client's typings say.
+    if (last) this.#retired.push(last.filter((m) => ['counter', 'histogram'].includes(String(m.type))));
+  }
 }
 
 export const metricsContentType = registry.contentType;

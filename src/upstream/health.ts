@@ -31,6 +31,19 @@ export class TargetHealth {
     this.#policy = policy;
   }
 
+  /**
+   * Takes over `prev`'s verdicts (the same target in the generation a reload replaces), so a target
+   * that was down stays down until its checks pass again, and an ejection runs its course.
+   */
+  adopt(prev: TargetHealth): void {
+    this.activeUp = prev.activeUp;
+    this.#okRun = prev.#okRun;
+    this.#failRun = prev.#failRun;
+    this.passiveFails = prev.passiveFails;
+    this.ejectedUntil = prev.ejectedUntil;
+    this.lastProbeError = prev.lastProbeError;
+  }
+
   /** True when the target may get traffic now. */
   isUp(now: number): boolean {
     return this.activeUp && now >= this.ejectedUntil;

@@ -55,6 +55,8 @@ export interface TargetStatus {
 export interface UpstreamOptions {
   /** DNS lookup; tests inject their own. */
   resolver?: Resolver;
+  /** The same upstream in the generation being replaced: its targets' health carries over. */
+  previous?: Upstream;
 }
 
 /**
@@ -103,11 +105,21 @@ export class Upstream extends EventEmitter {
       return group;
     });
     this.#rebuild();
+    if (options.previous) this.#adoptHealth(options.previous);
     const named = this.#groups.filter((g) => g.named);
     this.ready = named.length ? Promise.all(named.map((g) => this.#resolve(g))).then(() => undefined) : Promise.resolve();
     if (named.length) this.#dns = new DnsRefresher(config.dns.interval, () => Promise.all(named.map((g) => this.#resolve(g))).then(() => undefined));
     if (hc) this.#checker = new HealthChecker(hc, () => this.#endpoints, (ep, ok, error) => this.#probed(ep, ok, error));
     liveUpstreams.add(this);
+  }
+
+  /** Health of targets `prev` also had (same address), taken over after a reload. */
+  #adoptHealth(prev: Upstream): void {
+    const before = new Map(prev.#endpoints.map((e) => [e.address, e]));
+    for (const e of this.#endpoints) {
+      const old = before.get(e.address);
+      if (old) e.health.adopt(old.health);
+    }
   }
 
   #endpoint(group: TargetGroup, host: string): Endpoint {

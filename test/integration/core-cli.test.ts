@@ -6,8 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { request, startOrigin, writeConfig, type Origin } from '../helpers/servers.ts';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { rawRequest, request, startOrigin, statusOf, writeConfig, type Origin } from '../helpers/servers.ts';
 import { freePort, runCli, type SpawnedCli } from '../helpers/spawn-cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -113,7 +113,7 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     await expect(request(port)).rejects.toThrow(/ECONNREFUSED|ECONNRESET/);
   });
 
-  it('LOG_LEVEL=warn silences the access log; SIGINT exits promptly even with a request in flight', async () => {
+  it('LOG_LEVEL=warn silences info lines but not the access log (as nginx: access_log is not error_log); SIGINT exits promptly even with a request in flight', async () => {
     let arrived!: () => void;
     const inFlight = new Promise<void>((r) => (arrived = r));
     const origin = await startOrigin((req, res) => {
@@ -144,7 +144,8 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     const { at } = await c.exited;
     expect(at - t0).toBeLessThan(1500);
     expect(await pending).toBeInstanceOf(Error);
-    expect(accessLines(c)).toHaveLength(0);
+    expect(accessLines(c).filter((l) => l.path === '/')).toHaveLength(1);
+    expect(c.stdout()).not.toContain('scriptgate listening');
   });
 });
 
@@ -195,5 +196,41 @@ describe('access log', { timeout: 60_000 }, () => {
     expect(res.text).toBe('slow but whole');
     expect((await c.exited).code).toBe(0);
     expect(accessLines(c).at(-1)).toMatchObject({ path: '/slow', status: 200 });
+  });
+
+  it('SIGUSR1 reopens the access-log file after logrotate moved it; requests refused before routing (505, a malformed head) are logged too', async () => {
+    const origin = await startOrigin();
+    const port = await freePort();
+    const file = writeConfig(proxyConfig(port, origin).replace('listen:', 'log: { access_log: { file: logs/access.log } }\nlisten:'));
+    const log = path.join(path.dirname(file), 'logs/access.log');
+    const c = cli(['start', '-c', file]);
+    onTestFinished(() => void c.child.kill('SIGKILL'));
+    await c.waitFor(msg('scriptgate listening'));
+    const linesOf = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
+    const until = async (pred: () => boolean) => {
+      for (const deadline = Date.now() + 10_000; !pred(); await new Promise((r) => setTimeout(r, 50))) if (Date.now() > deadline) throw new Error('timed out');
+    };
+    expect((await request(port, { path: '/one' })).status).toBe(200);
+    await until(() => linesOf(log).length === 1);
+    renameSync(log, `${log}.1`);
+    process.kill(c.child.pid!, 'SIGUSR1');
+    await until(() => existsSync(log));
+    expect((await request(port, { path: '/two' })).status).toBe(200);
+    expect(statusOf((await rawRequest(port, 'GET /v HTTP/2.0\r\nHost: a\r\n\r\n')).text)).toBe(505);
+    expect(statusOf((await rawRequest(port, 'GET /bad HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n')).text)).toBe(400);
+    await until(() => linesOf(log).length === 3);
+    expect(linesOf(`${log}.1`).map((l) => l.path)).toEqual(['/one']);
+    expect(linesOf(log).map((l) => [l.path, l.status, l.error])).toEqual([
+      ['/two', 200, undefined],
+      ['/v', 505, 'PRX_ERR_VERSION_NOT_SUPPORTED'],
+      ['/bad', 400, 'PRX_ERR_BAD_REQUEST'],
+    ]);
+  });
+
+  it('a LOG_LEVEL that is not a level is one clear line, not a stack trace', async () => {
+    const origin = await startOrigin();
+    const c = cli(['start', '-c', writeConfig(proxyConfig(await freePort(), origin))], { LOG_LEVEL: 'bogus' });
+    expect((await c.exited).code).toBe(1);
+    expect(c.stderr().trim()).toBe('scriptgate: cannot start: LOG_LEVEL "bogus" is not a log level (fatal, error, warn, info, debug, trace, silent)');
   });
 });

@@ -16,14 +16,14 @@ import { metricsContentType, metricsText } from '../../src/observability/metrics
 import { closeServer, request, startOrigin, writeConfig } from '../helpers/servers.ts';
 import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
 
-function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string }> {
+function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path, headers, agent: agent ?? false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
+        res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
       })
       .on('error', reject);
   });
@@ -67,7 +67,9 @@ routes:
     const port = server.ports[0]!;
     const auth = { authorization: 'Bearer t0ken' };
 
-    expect((await get(aport, '/status')).status).toBe(401);
+    const refused = await get(aport, '/status');
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toMatch(/^Bearer /);
     expect((await get(aport, '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
 
     for (let i = 0; i < 3; i++) expect((await request(port, { path: '/fail' })).status).toBe(500);

@@ -4,6 +4,7 @@
  * then `/metrics` scraped with a real HTTP client, parsed as Prometheus text, and the counters
  * compared with exact numbers; `/status` and `/status/errors` gathered from both workers.
  */
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { request, startOrigin, writeConfig } from '../helpers/servers.ts';
@@ -134,5 +135,24 @@ routes:
     expect(errors.recent).toHaveLength(booms.length);
     expect(errors.recent[0]).toMatchObject({ route: 'scripted', tenant: 'acme' });
     expect(errors.recent[0]!.message).toMatch(/access\.ts:4:\d+: access script threw/);
+
+    // A worker that dies is replaced with the configuration the cluster runs, not with an edit on
+    // disk that was never reloaded (here a broken one), and what it had counted stays counted.
+    writeFileSync(file, 'workers: 2\nroutes:\n  - upstream: nope\n');
+    const victim = status.workers[0]!.pid;
+    process.kill(victim, 'SIGKILL');
+    let workers: Array<{ pid: number }> = [];
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      workers = (JSON.parse((await get(adminPort, '/status')).body) as { workers: Array<{ pid: number }> }).workers;
+      if (workers.length === 2 && !workers.some((w) => w.pid === victim)) break;
+    }
+    expect(workers.map((w) => w.pid)).not.toContain(victim);
+    expect(workers).toHaveLength(2);
+    const again = parsePrometheusText((await get(adminPort, '/metrics')).body);
+    expect(sumOf(again, 'scriptgate_requests_total', { route: 'main', method: 'GET', status_class: '2xx' })).toBe(gets);
+    expect(sumOf(again, 'scriptgate_requests_total')).toBe(total);
+    const after = await Promise.all(Array.from({ length: 12 }, (_, i) => request(port, { path: `/after/${i}` })));
+    for (const r of after) expect(r.status).toBe(200);
+    expect(c.stderr()).not.toContain('unknown upstream');
   });
 });

@@ -198,3 +198,21 @@ routes:
     expect(config.tenants.acme!.scripts).toBe(path.join(dir, 'tenants/acme'));
   });
 });
+
+describe('settings that would fail only later are refused by check', () => {
+  it('an admin address a listener already uses, and a health check or DNS period of 0 (a busy loop), are file:line problems', () => {
+    const p = problems(`listen:
+  - address: 127.0.0.1:6188
+admin: { address: 127.0.0.1:6188 }
+upstreams:
+  api:
+    targets: ["127.0.0.1:9001"]
+    health_check: { interval: 0, timeout: 0 }
+routes:
+  - upstream: api
+`);
+    expect(p).toContain('sg.yaml:3: admin.address: address 127.0.0.1:6188 is already used by a listener');
+    expect(p.some((l) => /^sg\.yaml:7: upstreams\.api\.health_check\.interval: health_check\.interval must be at least 10 ms/.test(l))).toBe(true);
+    expect(p.some((l) => /^sg\.yaml:7: upstreams\.api\.health_check\.timeout: health_check\.timeout must be at least 1 ms/.test(l))).toBe(true);
+  });
+});
