@@ -105,6 +105,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #grpc = false;
   /** gRPC: the response head waits here until the body starts, so a trailers-only answer stays one. */
   #pendingHead: string[] | undefined;
+  /** The running try's timeouts.read timer (armed at onRequestStart, refreshed by each body chunk). */
+  #readTimer: NodeJS.Timeout | undefined;
   /** Stops the client_body_timeout watch (body-timeout.ts); undefined when there is none. */
   #stopBodyWatch: (() => void) | undefined;
   /** gRPC: the grpc-timeout timer. */
@@ -302,13 +304,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     this.#tConnected = performance.now();
-    if (this.#done) controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
+    if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
+    // timeouts.read to the millisecond (undici's own timers for it tick every ~0.5 s, a backstop here).
+    const read = this.#upstream!.config.timeouts.read;
+    if (read > 0) {
+      if (this.#readTimer) this.#readTimer.refresh();
+      else this.#readTimer = setTimeout(this.#readTimedOut, read);
+    }
   }
+
+  /** timeouts.read passed with no response head, or no body bytes since the last ones: 504 (retried like undici's). */
+  readonly #readTimedOut = (): void => {
+    this.#readTimer = undefined;
+    this.#controller?.abort(new ProxyError('PRX_ERR_UPSTREAM_TIMEOUT', `the upstream sent nothing for timeouts.read (${this.#upstream!.config.timeouts.read} ms)`));
+  };
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (status < 200) return; // interim responses (100, 103) are not forwarded
     if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
     this.#tHeader = performance.now();
+    this.#readTimer?.refresh();
     this.#upstream!.succeeded(this.#target!, this.#tHeader - this.#tDispatch);
     if (this.#lc.metrics) upstreamDuration.observe({ upstream: this.#upstream!.name }, (this.#tHeader - this.#tDispatch) / 1000);
     if (this.#grpc && headers['grpc-status'] === undefined && (status !== 200 || !isGrpcContentType(headers['content-type'] as string | undefined))) {
@@ -376,6 +391,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#readTimer?.refresh();
     if (this.#done) return;
     if (this.#stage) return this.#stage.data(chunk);
     if (this.#pendingHead) this.#flushHead();
@@ -453,7 +469,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     if (!res.write(data)) {
       controller.pause();
-      res.once('drain', () => controller.resume());
+      // While the client is full the upstream is not read: that wait is not the upstream's silence.
+      if (this.#readTimer) {
+        clearTimeout(this.#readTimer);
+        this.#readTimer = undefined;
+      }
+      res.once('drain', () => {
+        const read = this.#upstream!.config.timeouts.read;
+        if (!this.#done && this.#tEnd < 0 && read > 0 && !this.#readTimer) this.#readTimer = setTimeout(this.#readTimedOut, read);
+        controller.resume();
+      });
     }
   }
 
@@ -561,6 +586,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #releaseTarget(): void {
+    if (this.#readTimer) {
+      clearTimeout(this.#readTimer);
+      this.#readTimer = undefined;
+    }
     if (this.#target) {
       this.#target.inFlight--;
       this.#target = this.#target; // kept for the log line
@@ -646,6 +675,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#done = true;
     if (this.#deadline) clearTimeout(this.#deadline);
     this.#stopBodyWatch?.();
+    if (this.#readTimer) clearTimeout(this.#readTimer);
     const res = this.#res;
     // node's HTTP/2 response reads writableFinished true after a RST_STREAM too; writableEnded tells.
     const aborted = !res.writableFinished || !res.writableEnded;

@@ -49,8 +49,10 @@ export class Endpoint implements Candidate {
       ...protocolPoolOptions(config),
       keepAliveTimeout: config.timeouts.idle,
       keepAliveMaxTimeout: config.timeouts.idle,
-      headersTimeout: config.timeouts.read,
-      bodyTimeout: config.timeouts.read,
+      // timeouts.read is the exchange's own millisecond timer; undici's (ticking every ~0.5 s, and
+      // able to fire that much early) is only a backstop a second later.
+      headersTimeout: config.timeouts.read > 0 ? config.timeouts.read + 1000 : 0,
+      bodyTimeout: config.timeouts.read > 0 ? config.timeouts.read + 1000 : 0,
       connect: { timeout: config.timeouts.connect, ...protocolConnectOptions(config), ...opts.connect },
     });
   }

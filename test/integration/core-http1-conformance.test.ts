@@ -656,3 +656,19 @@ describe('request heads and bodies at the limits', () => {
     expect(origin.seen).toHaveLength(1);
   });
 });
+
+describe('upstream timeouts', () => {
+  it('timeouts.read fires on time (to the tens of milliseconds, not undici’s half-second ticks): 504', async () => {
+    const origin = await startOrigin(() => undefined); // never answers
+    const { port } = await startProxy(
+      `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\n    timeouts: { read: 2200ms }\n    retries: 0\nroutes:\n  - name: all\n    upstream: up\n`,
+    );
+    const t0 = Date.now();
+    const res = await rawRequest(port, 'GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const ms = Date.now() - t0;
+    expect(statusOf(res.text)).toBe(504);
+    expect(ms).toBeGreaterThanOrEqual(2150);
+    // undici's own timer for it ticks every ~0.5 s: it answered at 2.52–2.53 s here.
+    expect(ms).toBeLessThan(2450);
+  });
+});
