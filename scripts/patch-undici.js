@@ -1,48 +1,79 @@
 #!/usr/bin/env node
-// Runs at `npm install` (postinstall): fixes undici 7's HTTP/2 client, which completes a response
-// the moment its trailers arrive and drops the DATA still buffered in the stream (a paused stream,
-// i.e. any response bigger than the client reads at once): gRPC replies and other HTTP/2 responses
-// with trailers came through the proxy truncated, or never finished. The fix keeps the trailers
-// and completes the response on the stream's 'end', after the last byte, as undici 8 does (undici
-// 8 needs Node 22). Idempotent; says what it did; exits non-zero when the code it expects is not
-// there (a different undici: check whether the bug is still present before changing this).
+// Runs at `npm install` (postinstall): two fixes to undici 7, each applied once (idempotent), each
+// checked (exits non-zero when the code it expects is not there: a different undici; check whether
+// the bug is still present before changing this).
+//
+// 1. lib/dispatcher/client-h2.js: the HTTP/2 client completed a response the moment its trailers
+//    arrived and dropped the DATA still buffered in the stream (a paused stream, i.e. any response
+//    bigger than the client reads at once): gRPC replies and other HTTP/2 responses with trailers
+//    came through the proxy truncated, or never finished. The fix keeps the trailers and completes
+//    on the stream's 'end', after the last byte, as undici 8 does (undici 8 needs Node 22).
+// 2. lib/dispatcher/client-h1.js: an unsolicited `100 Continue` from an origin destroyed the
+//    connection (a 502), though RFC 9110 §15.2 says a client MUST parse any 1xx before the final
+//    response; it is now skipped like 102 and 103.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
-const file = path.join(path.dirname(require.resolve('undici/package.json')), 'lib/dispatcher/client-h2.js');
-const MARK = 'scriptgateTrailers';
-const src = readFileSync(file, 'utf8');
-if (src.includes(MARK)) process.exit(0);
+const root = path.dirname(require.resolve('undici/package.json'));
 
-const edits = [
-  [
-    `    if (responseReceived) {
+const patches = [
+  {
+    file: 'lib/dispatcher/client-h2.js',
+    mark: 'scriptgateTrailers',
+    what: 'HTTP/2 responses with trailers keep their whole body',
+    edits: [
+      [
+        `    if (responseReceived) {
       if (!request.aborted && !request.completed) {
         request.onComplete({})
       }`,
-    `    if (responseReceived) {
+        `    if (responseReceived) {
       if (!request.aborted && !request.completed) {
-        request.onComplete(stream.${MARK} || {})
+        request.onComplete(stream.scriptgateTrailers || {})
       }`,
-  ],
-  [
-    `    stream.removeAllListeners('data')
+      ],
+      [
+        `    stream.removeAllListeners('data')
     request.onComplete(trailers)
   })`,
-    `    // scriptgate: complete on 'end', once the DATA still buffered has been read.
-    stream.${MARK} = trailers
+        `    // scriptgate: complete on 'end', once the DATA still buffered has been read.
+    stream.scriptgateTrailers = trailers
   })`,
-  ],
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h1.js',
+    mark: 'scriptgate: an unsolicited 100',
+    what: 'an unsolicited 100 Continue is skipped like any 1xx',
+    edits: [
+      [
+        `    if (statusCode === 100) {
+      util.destroy(socket, new SocketError('bad response', util.getSocketInfo(socket)))
+      return -1
+    }
+`,
+        `    // scriptgate: an unsolicited 100 is an informational response like any other 1xx (RFC 9110 §15.2).
+`,
+      ],
+    ],
+  },
 ];
-let out = src;
-for (const [from, to] of edits) {
-  if (!out.includes(from)) {
-    console.error(`scripts/patch-undici.js: ${file} does not contain the code this patch expects; undici's HTTP/2 trailers fix was not applied`);
-    process.exit(1);
+
+for (const p of patches) {
+  const file = path.join(root, p.file);
+  const src = readFileSync(file, 'utf8');
+  if (src.includes(p.mark)) continue;
+  let out = src;
+  for (const [from, to] of p.edits) {
+    if (!out.includes(from)) {
+      console.error(`scripts/patch-undici.js: ${file} does not contain the code this patch expects; "${p.what}" was not applied`);
+      process.exit(1);
+    }
+    out = out.replace(from, to);
   }
-  out = out.replace(from, to);
+  writeFileSync(file, out);
+  console.log(`scripts/patch-undici.js: patched ${path.relative(process.cwd(), file)} (${p.what})`);
 }
-writeFileSync(file, out);
-console.log(`scripts/patch-undici.js: patched ${path.relative(process.cwd(), file)} (HTTP/2 responses with trailers keep their whole body)`);

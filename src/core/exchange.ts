@@ -330,7 +330,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // Not a gRPC answer (an HTML error page, a 503 from a load balancer): the client gets a gRPC status instead.
       this.#error = 'PRX_ERR_UPSTREAM_PROTOCOL';
       this.#status = status;
-      endGrpc(this.#res, grpcStatusForHttp(status), `upstream answered HTTP ${status} without a gRPC status`);
+      endGrpc(this.#res, this.#id, grpcStatusForHttp(status), `upstream answered HTTP ${status} without a gRPC status`);
       controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL'));
       return;
     }
@@ -509,7 +509,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#error = 'PRX_ERR_DEADLINE';
     this.#pendingHead = undefined;
     this.#status ||= 504;
-    endGrpc(this.#res, grpcStatusForError('PRX_ERR_DEADLINE'), 'deadline exceeded (grpc-timeout) at the proxy');
+    endGrpc(this.#res, this.#id, grpcStatusForError('PRX_ERR_DEADLINE'), 'deadline exceeded (grpc-timeout) at the proxy');
     this.#controller?.abort(new ProxyError('PRX_ERR_DEADLINE'));
   }
 
@@ -542,7 +542,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // (a gRPC client gets the failure as its status instead).
     this.#error = mapped.code;
     if (mapped.source === 'script') this.#logScriptError(mapped);
-    if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(mapped.code), mapped.message);
+    if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(mapped.code), mapped.message);
     this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, err: mapped.message, code: mapped.code }, 'upstream failed mid-response; client response aborted');
     this.#res.destroy();
   }
@@ -601,7 +601,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #exit(status: number, headers: string[], body: string | Uint8Array): void {
     this.#status = status;
     if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
-      return endGrpc(this.#res, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
+      return endGrpc(this.#res, this.#id, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
     }
     this.#bytesSent = sendLocal(this.#res, status, headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id), body, this.#method === 'HEAD');
   }
@@ -611,7 +611,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (status >= 400) this.#error = code;
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
     if (status === 400 || status === 408 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
-    if (this.#grpc) return endGrpc(this.#res, grpcStatusForError(code), detail ?? new ProxyError(code).message);
+    if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(code), detail ?? new ProxyError(code).message);
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
     this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders], body, this.#method === 'HEAD');
   }
@@ -632,7 +632,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, code: e.code, err: e.message }, 'request failed');
     this.#error = e.code;
     if (this.#res.headersSent) {
-      if (this.#grpc && !this.#res.writableEnded) return endGrpc(this.#res, grpcStatusForError(e.code), e.message);
+      if (this.#grpc && !this.#res.writableEnded) return endGrpc(this.#res, this.#id, grpcStatusForError(e.code), e.message);
       this.#res.destroy();
       return;
     }

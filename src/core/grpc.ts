@@ -94,15 +94,15 @@ export function encodeGrpcMessage(message: string): string {
 }
 
 /**
- * Ends a gRPC response with `status`: trailers-only (HTTP 200, content-type application/grpc) when
- * nothing was sent yet, else as trailers after what was sent. Returns nothing; the response is
- * ended either way.
+ * Ends a gRPC response with `status`: trailers-only (HTTP 200, content-type application/grpc, the
+ * request's X-Request-Id) when nothing was sent yet, else as trailers after what was sent. Returns
+ * nothing; the response is ended either way.
  */
-export function endGrpc(res: ServerResponse, status: number, message: string): void {
+export function endGrpc(res: ServerResponse, requestId: string, status: number, message: string): void {
   const encoded = encodeGrpcMessage(message);
   if (!res.headersSent) {
     res.sendDate = false;
-    sendTrailersOnly(res, 200, ['content-type', 'application/grpc', 'grpc-status', String(status), 'grpc-message', encoded]);
+    sendTrailersOnly(res, 200, ['content-type', 'application/grpc', 'grpc-status', String(status), 'grpc-message', encoded, 'x-request-id', requestId || '-']);
     return;
   } else {
     res.addTrailers({ 'grpc-status': String(status), 'grpc-message': encoded });

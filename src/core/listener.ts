@@ -360,19 +360,31 @@ export class Listener {
       socket.destroy();
       return;
     }
+    const last = (socket as Http1Socket)[kLastResponse];
+    if (err.code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a request that asked to close are ignored (as nginx): the responses to the
+      // requests before run out in order, and the connection ends after that request's response.
+      if (!last || last.writableFinished) socket.destroySoon();
+      return;
+    }
     const status = statusForClientError(err, this.#ctx.limits);
     this.#opts.logger.info({ status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
+    if (last && !last.writableFinished && last.req?.complete) {
+      // The bad request was pipelined behind whole ones: they are answered first, in order (RFC
+      // 9112 §9.3.2), then this refusal, and the connection closes.
+      last.once('finish', () => {
+        if (socket.writable && last.shouldKeepAlive) this.#refuseRaw(socket, status, err);
+        else socket.destroySoon();
+      });
+      last.once('close', () => {
+        if (!last.writableFinished) socket.destroy();
+      });
+      return;
+    }
     // A response is still being written on this connection: a 400 written now would be taken as its
     // response, or land in the middle of its body.
     const pending = (socket as Http1Socket)._httpMessage;
     if (pending && !pending.writableFinished) {
-      if (pending.req?.complete) {
-        // The bad request was pipelined behind a whole one: let that response finish, then close.
-        pending.shouldKeepAlive = false;
-        pending.once('finish', () => socket.end());
-        pending.once('close', () => socket.destroySoon());
-        return;
-      }
       // The error is inside the body of the request being answered (a bad chunk): a response that
       // is all written (a refusal sent before the body was read) goes out, then the connection
       // closes; one still streaming is cut, the only honest answer left.
@@ -388,11 +400,15 @@ export class Listener {
     }
     // The error is in the body of a request that was already answered in full: a 400 now would be
     // a second response, which a client (or a proxy in front) would pair with its next request.
-    const last = (socket as Http1Socket)[kLastResponse];
     if (last?.writableFinished && !last.req.complete) {
       socket.destroySoon();
       return;
     }
+    this.#refuseRaw(socket, status, err);
+  }
+
+  /** Writes the listener's own refusal of a request the parser could not read, logs it, and closes the connection. */
+  #refuseRaw(socket: Socket, status: number, err: { rawPacket?: Buffer }): void {
     const body = `${status} ${REASONS[status]}\n`;
     const reqId = randomUUID();
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`);

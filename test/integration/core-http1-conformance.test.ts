@@ -318,6 +318,14 @@ describe('interim and bodiless responses from the origin', () => {
     ]);
   });
 
+  it('an unsolicited 100 Continue before the final response is skipped like any 1xx (RFC 9110 §15.2), not a 502', async () => {
+    const up = await rawOrigin((s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
+    const port = await proxyFor(up, '    retries: 0\n');
+    const res = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(res.text.endsWith('\r\n\r\nok')).toBe(true);
+  });
+
   it('a 101 to a request that asked for no upgrade → 502', async () => {
     const up = await rawOrigin((s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: upgrade\r\n\r\nRAW BYTES'));
     const port = await proxyFor(up, '    retries: 0\n');
@@ -518,6 +526,35 @@ describe('pipelining', () => {
       [200, 'body /post'],
       [200, 'body /last'],
     ]);
+  });
+
+  it('a malformed request pipelined behind whole ones: those are answered first, in order, then the 400, then the close (as nginx)', async () => {
+    const origin = await watchedOrigin((req, res) => setTimeout(() => res.end(`body ${req.url}`), req.url === '/1' ? 100 : 0));
+    const port = await proxyFor(origin);
+    const c = rawClient(port);
+    c.socket.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n');
+    const rs = parseResponses(await c.until(() => false, 5000));
+    expect(rs.map((r) => [r.status, r.body])).toEqual([
+      [200, 'body /1'],
+      [200, 'body /2'],
+      [200, 'body /3'],
+      [400, '400 Bad Request\n'],
+    ]);
+    expect(c.closed()).toBe(true);
+  });
+
+  it('bytes after a request that asked to close are ignored: the requests before it and it are answered, then the close', async () => {
+    const origin = await watchedOrigin((req, res) => setTimeout(() => res.end(`body ${req.url}`), req.url === '/1' ? 100 : 0));
+    const port = await proxyFor(origin);
+    const c = rawClient(port);
+    c.socket.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n');
+    const rs = parseResponses(await c.until(() => false, 5000));
+    expect(rs.map((r) => [r.status, r.body])).toEqual([
+      [200, 'body /1'],
+      [200, 'body /2'],
+    ]);
+    expect(c.closed()).toBe(true);
+    expect(origin.seen.map((r) => r.url)).toEqual(['/1', '/2']);
   });
 });
 

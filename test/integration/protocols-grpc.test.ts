@@ -198,6 +198,7 @@ describe('gRPC through the proxy', () => {
     expect(raw.status).toBe(200);
     expect(raw.headers['content-type']).toBe('application/grpc');
     expect(raw.headers['grpc-status']).toBe(String(grpc.status.UNIMPLEMENTED));
+    expect(raw.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(raw.body.length).toBe(0);
   });
 
