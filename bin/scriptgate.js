@@ -1,7 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-node-snapshot
 // Launcher for the `scriptgate` command. isolated-vm needs `--no-node-snapshot` on Node >= 20 and
-// that flag cannot go in NODE_OPTIONS, so when it is missing we re-run node with it (forwarding
-// signals and the exit code). Then it runs dist/scriptgate.js (built by `npm install` through
+// that flag cannot go in NODE_OPTIONS: the shebang passes it (one process, whose PID is the
+// proxy's), and when it is missing anyway (`node bin/scriptgate.js …`) we re-run node with it,
+// forwarding every signal the proxy acts on and the exit code. Then it runs dist/scriptgate.js (built by `npm install` through
 // scripts/build.js) when that is newer than every file under src/, else the TypeScript sources
 // through tsx's in-process loader (SCRIPTGATE_FROM_SOURCE=1 forces that).
 import { spawn } from 'node:child_process';
@@ -34,7 +35,8 @@ function freshBundle() {
 
 if (!process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
+  // SIGUSR1 too: left to node's default it would open the inspector in this launcher.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));
 } else {
   const bundle = freshBundle();

@@ -1,3 +1,4 @@
+/// <reference lib="es2015" />
 /**
  * scriptgate runtime-api: everything a phase script can see.
  *
@@ -37,7 +38,10 @@
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface Vars {
-  [key: string]: unknown;
+  // Undeclared fields are `any`, as ngx.ctx is untyped (`ctx.request.headers.set("x-user", ctx.vars.user)`
+  // type-checks); fields declared by merging keep their types.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  [key: string]: any;
 }
 
 /** The name of a phase, as spelled in the config (`<phase>_by_script`), logs and metrics. */

@@ -644,7 +644,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const e = err as ProxyError;
     if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#route?.config.tenant ?? 'default', code: e.code ?? 'PRX_ERR_SCRIPT' });
     reportScriptError(e, { route: this.#route?.name, tenant: this.#route?.config.tenant, reqId: this.#id });
-    (this.#route ? this.#requestLogger() : this.#lc.logger).error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
+    // The request logger already carries reqId (a key written twice makes the JSON line ambiguous).
+    if (this.#route) this.#requestLogger().error({ code: e.code, err: e.message }, 'script failed');
+    else this.#lc.logger.error({ reqId: this.#id, code: e.code, err: e.message }, 'script failed');
   }
 
   // ---- the end ----

@@ -256,9 +256,10 @@ class StreamConnection {
     const e = isProxyError(err) ? err : new ProxyError('PRX_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
     this.#status = e.source === 'script' ? 500 : e.code === 'PRX_ERR_NO_TARGET' ? e.status : 502;
     this.#error = e.code;
-    const logger = this.#logger ?? this.#opts.logger;
-    if (e.source === 'script') logger.error({ connId: this.#id, stream: this.#name, code: e.code, err: e.message }, 'script failed');
-    else logger.warn({ connId: this.#id, stream: this.#name, upstream: this.#upstreamName, code: e.code, err: e.message }, 'stream connection failed');
+    // #logger, once made, already carries connId and stream (and tenant).
+    const logger = this.#logger ?? this.#opts.logger.child({ connId: this.#id, stream: this.#name });
+    if (e.source === 'script') logger.error({ code: e.code, err: e.message }, 'script failed');
+    else logger.warn({ upstream: this.#upstreamName, code: e.code, err: e.message }, 'stream connection failed');
     this.#socket.destroy();
   }
 

@@ -34,9 +34,13 @@ export class ScriptLogSink {
   get logger(): Logger {
     if (this.#child) return this.#child;
     const base = typeof this.#base === 'function' ? this.#base() : this.#base;
-    // A request logger made by the core already carries tenant and route.
+    // A logger made by the core may already carry tenant and route: add only what it lacks (a key
+    // bound twice is written twice in the JSON line).
     const bound = base.bindings() as { tenant?: unknown; route?: unknown };
-    this.#child = bound.tenant === this.#tenant && bound.route === this.#route ? base : base.child({ tenant: this.#tenant, route: this.#route });
+    const add: Record<string, string> = {};
+    if (bound.tenant !== this.#tenant) add.tenant = this.#tenant;
+    if (bound.route !== this.#route) add.route = this.#route;
+    this.#child = add.tenant === undefined && add.route === undefined ? base : base.child(add);
     return this.#child;
   }
 

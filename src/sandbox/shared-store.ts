@@ -18,10 +18,12 @@
  * `lmdb` (0.9.90) still has OpenLDAP ITS#9496, fixed upstream: a process opening the environment
  * stores, without the write lock, the last transaction id it read at open into the lock file. A
  * commit by another process in between (a new cluster worker or an upgrade's successor starting
- * under load) is then lost, and with `useWritemap` the following writers reuse the rewound ids and
- * update committed pages in place: lost updates, diverging values, a counter going backwards
- * (test/integration/shared-dict-open-race.test.ts). Under the gate no commit falls in that window.
- * It costs one uncontended mutex per write (well under a µs); reads take no lock.
+ * under load) is then lost, and the following writers reuse the rewound ids: lost updates,
+ * diverging values, a counter going backwards (test/integration/shared-dict-open-race.test.ts).
+ * Under the gate no commit falls in that window. It costs one uncontended mutex per write (well
+ * under a µs); reads take no lock. The environment is opened without `useWritemap`: with it, that
+ * LMDB fork aborts the process (an assertion in mdb_freelist_save) when a fresh environment's first
+ * freed page is saved, e.g. a `set` then a `delete`.
  *
  * Semantics: reads never write (an expired entry reads as absent); each write (`set`, `add`,
  * `incr`, `delete`) is one LMDB write transaction, atomic across workers (`writeBatch` folds many
@@ -106,7 +108,7 @@ export class SharedStore {
     this.#dicts = dicts;
     this.#gate = open({ path: path.join(dir, GATE_FILE), noSubdir: true, noSync: true, mapSize: 1 << 20, compression: false });
     try {
-      this.#root = this.#gated(() => open({ path: dir, noSubdir: false, maxDbs: 4096, noSync: true, noMetaSync: true, useWritemap: true, mapSize: 1 << 30, compression: false }));
+      this.#root = this.#gated(() => open({ path: dir, noSubdir: false, maxDbs: 4096, noSync: true, noMetaSync: true, mapSize: 1 << 30, compression: false }));
     } catch (err) {
       void this.#gate.close();
       throw err;

@@ -61,6 +61,9 @@ export const access: AccessHandler = (ctx: AccessContext) => {
   expectType<number>(ctx.vars.hits);
   // @ts-expect-error Vars.user is a string
   ctx.vars.user = 42;
+  // Undeclared fields are untyped, as ngx.ctx (DESIGN.md's example passes one to headers.set).
+  ctx.vars.tier = 'gold';
+  ctx.request.headers.set('x-tier', ctx.vars.tier);
   const auth = ctx.request.headers.get('authorization');
   if (!auth) return ctx.exit(401, { body: new Uint8Array([1]) });
   ctx.redirect('https://example.com/', 308);

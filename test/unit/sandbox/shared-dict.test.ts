@@ -37,6 +37,17 @@ function op(route: number, ...args: unknown[]): unknown {
 const A = (...args: unknown[]) => op(0, 'd', ...args);
 
 describe('ctx.shared', () => {
+  // First on a fresh store: a lock taken and released (the write that frees the store's first page)
+  // once aborted the whole process inside LMDB (useWritemap).
+  it('a fresh store survives add then delete in separate requests (the lock pattern)', () => {
+    expect(A('add', 'lock', true, 5)).toBe(true);
+    A('delete', 'lock');
+    expect(A('get', 'lock')).toBe(null);
+    expect(A('set', 'k', 1)).toBe(true);
+    A('delete', 'k');
+    expect(A('get', 'k')).toBe(null);
+  });
+
   it('keeps types; add only when absent; incr with init; delete; size', () => {
     expect(A('set', 's', 'text')).toBe(true);
     expect(A('get', 's')).toBe('text');
