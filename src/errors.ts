@@ -26,6 +26,7 @@ export const ERRORS = {
   PRX_ERR_NOT_IMPLEMENTED: { status: 501, source: 'downstream', retryable: false, meaning: 'the request uses a method or transfer coding the proxy does not implement' },
   PRX_ERR_VERSION_NOT_SUPPORTED: { status: 505, source: 'downstream', retryable: false, meaning: 'the request line names an HTTP version other than 1.0 or 1.1' },
   PRX_ERR_CLIENT_TIMEOUT: { status: 408, source: 'downstream', retryable: false, meaning: 'the client did not send its request head in time' },
+  PRX_ERR_CLIENT_SEND_TIMEOUT: { status: 408, source: 'downstream', retryable: false, meaning: 'the client took no response bytes for limits.send_timeout; the response was cut' },
   PRX_ERR_CLIENT_BODY_TIMEOUT: { status: 408, source: 'downstream', retryable: false, meaning: 'the client sent no request body bytes for limits.client_body_timeout' },
   PRX_ERR_CLIENT_ABORTED: { status: 499, source: 'downstream', retryable: false, meaning: 'the client closed the connection before the response was complete' },
   PRX_ERR_NO_TARGET: { status: 503, source: 'upstream', retryable: false, meaning: 'the upstream has no target to send to' },

@@ -42,6 +42,8 @@ const limitsFields = {
   client_header_timeout: duration.default(10_000),
   /** An HTTP/1 request body with no bytes arriving for this long fails with 408 (nginx's client_body_timeout). Default 60s. */
   client_body_timeout: duration.default(60_000),
+  /** A response the client takes no bytes of for this long is cut and its upstream request cancelled (nginx's send_timeout). Default 60s. */
+  send_timeout: duration.default(60_000),
   /** Request line plus headers. Default 16kb. */
   max_header_size: size.default(16 * 1024),
   /** Request line alone; longer gets 414. Default 8kb. */
@@ -60,6 +62,7 @@ const limits = z.strictObject(limitsFields);
 const listenerLimits = z.strictObject({
   client_header_timeout: duration.optional(),
   client_body_timeout: duration.optional(),
+  send_timeout: duration.optional(),
   max_header_size: size.optional(),
   max_uri_size: size.optional(),
   max_body_size: size.optional(),
@@ -148,8 +151,12 @@ const upstream = z.strictObject({
   timeouts: z
     .strictObject({ connect: duration.default(2_000), read: duration.default(60_000), idle: duration.default(60_000) })
     .prefault({}),
-  /** Connections kept per target (undici Pool size). Default 128, like the bench's nginx `keepalive 128`. */
-  connections: z.number().int().min(1).default(128),
+  /**
+   * Most connections to one target at once (undici Pool size); 0 (the default) = no cap, as nginx's
+   * `max_conns`: a cap makes requests queue behind slow clients that hold their connections.
+   * Idle connections are kept alive for `timeouts.idle` either way.
+   */
+  connections: z.number().int().min(0).default(0),
   /** Further tries on other targets after a failed one (see src/upstream/retry-policy.ts). */
   retries: z.number().int().min(0).max(16).default(1),
   /** No retry starts later than this after the first try; 0 = no time limit. */

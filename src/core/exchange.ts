@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { constants as http2Constants } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
@@ -305,13 +306,31 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     this.#tConnected = performance.now();
     if (this.#done) return controller.abort(new ProxyError('PRX_ERR_CLIENT_ABORTED'));
-    // timeouts.read to the millisecond (undici's own timers for it tick every ~0.5 s, a backstop here).
-    const read = this.#upstream!.config.timeouts.read;
-    if (read > 0) {
-      if (this.#readTimer) this.#readTimer.refresh();
-      else this.#readTimer = setTimeout(this.#readTimedOut, read);
-    }
+    // timeouts.read to the millisecond (undici's own timers for it tick every ~0.5 s, a backstop
+    // here). It runs from the end of the request: while a client is still uploading, the upstream's
+    // wait is the client's slowness (client_body_timeout's business), not the upstream's.
+    const req = this.#req;
+    if (this.#hasBody && !this.#replay && !req.complete) req.once('end', () => this.#armRead());
+    else this.#armRead();
   }
+
+  /** Starts (or restarts) this try's timeouts.read timer. */
+  #armRead(): void {
+    const read = this.#upstream!.config.timeouts.read;
+    if (read <= 0 || this.#done || this.#tHeader >= 0) return;
+    if (this.#readTimer) this.#readTimer.refresh();
+    else this.#readTimer = setTimeout(this.#readTimedOut, read);
+  }
+
+  /** send_timeout passed with the client taking nothing: the response is cut and the upstream request cancelled. */
+  readonly #sendTimedOut = (): void => {
+    if (this.#done) return;
+    const err = new ProxyError('PRX_ERR_CLIENT_SEND_TIMEOUT', `the client took no response bytes for ${this.#lc.limits.send_timeout} ms (limits.send_timeout)`);
+    this.#error = err.code;
+    this.#lc.logger.info({ reqId: this.#id, code: err.code }, 'client stopped reading; response cut');
+    this.#controller?.abort(err);
+    this.#cut();
+  };
 
   /** timeouts.read passed with no response head, or no body bytes since the last ones: 504 (retried like undici's). */
   readonly #readTimedOut = (): void => {
@@ -356,10 +375,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     let outStatus = status;
     let message = statusMessage;
+    let scripted = false;
     try {
       if (this.#scripts?.has.header_filter) {
         const head = this.#session!.headerFilter({ status, headers: out });
         if (head) {
+          scripted = true;
           // The body goes on unchanged, so its length stays the upstream's (none for a 204 the script made).
           const length = head.status === 204 ? undefined : (headers['content-length'] as string | undefined);
           out = scriptFramedHeaders(head.headers, length);
@@ -385,9 +406,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (message && !this.#h2) res.writeHead(outStatus, message, out);
       else res.writeHead(outStatus, out);
     } catch (err) {
-      res.sendDate = true;
-      controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${(err as Error).message}`));
+      this.#headRefused(controller, err, scripted);
     }
+  }
+
+  /**
+   * writeHead refused a head (HTTP/2: a single-value field twice; a bad value). Its fields are
+   * cleared so the 500/502 can go out on the same response; a head header_filter changed is the
+   * script's failure (500), the upstream's own a 502 that counts against the target.
+   */
+  #headRefused(controller: Dispatcher.DispatchController, err: unknown, scripted: boolean): void {
+    const res = this.#res;
+    res.sendDate = true;
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    const why = (err as Error).message;
+    controller.abort(scripted ? new ProxyError('PRX_ERR_SCRIPT_RESULT', `header_filter script returned a head that cannot be sent: ${why}`) : new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${why}`));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -439,8 +472,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
           else res.writeHead(head.status, out);
           return true;
         } catch (err) {
-          res.sendDate = true;
-          controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${(err as Error).message}`));
+          this.#headRefused(controller, err, changed);
           return false;
         }
       },
@@ -451,7 +483,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         controller.abort(err as Error);
         if (this.#res.headersSent) {
           this.#logScriptError(err);
-          this.#res.destroy();
+          this.#cut();
         } else this.#fail(err);
       },
     };
@@ -469,15 +501,22 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     if (!res.write(data)) {
       controller.pause();
-      // While the client is full the upstream is not read: that wait is not the upstream's silence.
+      // While the client is full the upstream is not read: that wait is not the upstream's silence,
+      // it is the client's, which send_timeout bounds.
       if (this.#readTimer) {
         clearTimeout(this.#readTimer);
         this.#readTimer = undefined;
       }
+      const send = this.#lc.limits.send_timeout;
+      const sendTimer = send > 0 ? setTimeout(this.#sendTimedOut, send) : undefined;
       res.once('drain', () => {
+        if (sendTimer) clearTimeout(sendTimer);
         const read = this.#upstream!.config.timeouts.read;
         if (!this.#done && this.#tEnd < 0 && read > 0 && !this.#readTimer) this.#readTimer = setTimeout(this.#readTimedOut, read);
         controller.resume();
+      });
+      res.once('close', () => {
+        if (sendTimer) clearTimeout(sendTimer);
       });
     }
   }
@@ -544,7 +583,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (mapped.source === 'script') this.#logScriptError(mapped);
     if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(mapped.code), mapped.message);
     this.#lc.logger.warn({ reqId: this.#id, upstream: this.#upstream?.name, target: this.#target?.address, err: mapped.message, code: mapped.code }, 'upstream failed mid-response; client response aborted');
-    this.#res.destroy();
+    this.#cut();
+  }
+
+  /**
+   * Aborts a response that already started, so the client never takes a cut body as whole: the
+   * HTTP/1 connection is destroyed; an HTTP/2 stream is reset with INTERNAL_ERROR (a bare destroy
+   * resets it with NO_ERROR, which clients read as a complete response).
+   */
+  #cut(): void {
+    const stream = this.#h2 ? (this.#res as unknown as { stream?: { close(code: number): void; destroyed: boolean } }).stream : undefined;
+    if (stream && !stream.destroyed) stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    else this.#res.destroy();
   }
 
   /** Another target for a failed try, when the retry policy allows one (upstream/retry-policy.ts). */
@@ -603,7 +653,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
       return endGrpc(this.#res, this.#id, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
     }
-    this.#bytesSent = sendLocal(this.#res, status, headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id), body, this.#method === 'HEAD');
+    const out = headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id);
+    try {
+      this.#bytesSent = sendLocal(this.#res, status, out, body, this.#method === 'HEAD');
+      this.#responseHeaders = out;
+    } catch (err) {
+      // The script's head cannot be sent (an HTTP/2 single-value field given twice): its failure, a 500.
+      this.#fail(err);
+    }
   }
 
   #local(status: number, code: ErrorCode, detail?: string, extraHeaders: string[] = []): void {
@@ -613,7 +670,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (status === 400 || status === 408 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
     if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(code), detail ?? new ProxyError(code).message);
     const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
-    this.#bytesSent = sendLocal(this.#res, status, ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders], body, this.#method === 'HEAD');
+    const headers = ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders];
+    try {
+      this.#bytesSent = sendLocal(this.#res, status, headers, body, this.#method === 'HEAD');
+      this.#responseHeaders = headers;
+    } catch {
+      this.#res.destroy();
+    }
   }
 
   /** client_body_timeout passed with no body bytes: 408 (or a cut response), the upstream try aborted. */
@@ -633,7 +696,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#error = e.code;
     if (this.#res.headersSent) {
       if (this.#grpc && !this.#res.writableEnded) return endGrpc(this.#res, this.#id, grpcStatusForError(e.code), e.message);
-      this.#res.destroy();
+      this.#cut();
       return;
     }
     // A refusal of the client's own request says why (which limit); other failures stay generic.

@@ -7,6 +7,11 @@
 /** Always removed, both ways. `expect` is answered by the proxy itself (100-continue). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
+/** True for a header that describes one connection (never forwarded or set by a script). */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}
+
 function connectionTokens(value: string | string[] | undefined, into?: Set<string>): Set<string> | undefined {
   if (value === undefined) return into;
   const joined = Array.isArray(value) ? value.join(',') : value;

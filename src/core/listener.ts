@@ -71,6 +71,7 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
   return {
     client_header_timeout: own.client_header_timeout ?? limits.client_header_timeout,
     client_body_timeout: own.client_body_timeout ?? limits.client_body_timeout,
+    send_timeout: own.send_timeout ?? limits.send_timeout,
     max_header_size: own.max_header_size ?? limits.max_header_size,
     max_uri_size: own.max_uri_size ?? limits.max_uri_size,
     max_body_size: own.max_body_size ?? limits.max_body_size,

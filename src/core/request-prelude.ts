@@ -120,7 +120,11 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
   return undefined;
 }
 
-/** Bytes of an HTTP/1 request head as the client sent it: request line, each `name: value` line, CRLFs. */
+/**
+ * Bytes of an HTTP/1 request head as the client sent it: request line, each `name: value` line and
+ * CRLFs. The space after a colon is optional and not known here; it is counted, as nearly every
+ * client sends it (a head of many short lines without it reads up to one byte per line larger).
+ */
 function headSize(req: IncomingMessage): number {
   let n = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
   const raw = req.rawHeaders;
@@ -150,8 +154,12 @@ export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessa
   plan.route = route;
   if (escapesPrefix(target.path, route.prefix)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route' };
   const headers = forwardRawHeaders(req.rawHeaders);
-  // HTTP/2 may split Cookie into one field per crumb; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
-  if (req.httpVersionMajor === 2) joinCookies(headers);
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2 may split Cookie into one field per crumb; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
+    joinCookies(headers);
+    // Scripts see the target as Host, whichever protocol carried it (nginx builds $host from :authority).
+    if (plan.hostHeader && headerIn(headers, 'host') === undefined) headers.unshift('host', plan.hostHeader);
+  }
   // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), for scripts and upstream alike.
   if (target.authority !== undefined) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers[i + 1] = target.authority;
   plan.headers = headers;

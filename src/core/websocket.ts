@@ -30,7 +30,7 @@ import type { Target, Upstream } from '../upstream/upstream.ts';
 import { recordRequest, scriptErrors, trackConnection } from '../observability/metrics.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
-import { forwardResponseHeaders, withoutHeaders } from './hop-by-hop.ts';
+import { forwardResponseHeaders, isHopByHop, withoutHeaders } from './hop-by-hop.ts';
 import { accessLogger } from '../observability/access-log.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
@@ -371,7 +371,17 @@ class UpgradeExchange {
   /** A response the proxy makes itself (a script's exit, an error), then the client is done. */
   #respond(status: number, headers: string[], body: string | Uint8Array): void {
     const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const sent = this.#client.respond(status, headers, buf);
+    // The proxy frames the answer (hop-by-hop fields a script gave are dropped) and names the request.
+    const own: string[] = [];
+    let named = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (isHopByHop(name)) continue;
+      if (name === 'x-request-id') named = true;
+      own.push(headers[i]!, headers[i + 1]!);
+    }
+    if (!named && this.#plan) own.push('x-request-id', this.#plan.id);
+    const sent = this.#client.respond(status, own, buf);
     if (sent.status !== status) this.#error ||= 'PRX_ERR_SCRIPT_RESULT';
     this.#status = sent.status;
     this.#bytesSent = sent.bytes;

@@ -86,6 +86,12 @@ function keepBootCache(source: string, script: ivm.Script): void {
 
 /** The wall-clock backstop of a call, as a multiple of cpu_ms. */
 export const WALL_FACTOR = 2;
+/**
+ * CPU a call may use beyond cpu_ms before it is failed afterwards: a garbage collection of the
+ * isolate's heap runs inside whichever call triggers it and was seen to take 60–80 ms for trivial
+ * scripts under load (3 in 227k calls). A call that never returns is still stopped by the backstop.
+ */
+const GC_ALLOWANCE_NS = 50_000_000n;
 /** A log batch may run cpu_ms per request it carries, but stalls the event loop at most this long (ms). */
 const MAX_BATCH_WALL_MS = 1000;
 
@@ -97,6 +103,13 @@ interface Live {
   context: ivm.Context;
   refs: Record<EntryName, ivm.Reference<(...args: Primitive[]) => unknown>>;
   cpuSeen: bigint;
+  /**
+   * Entry points that returned at least once in this isolate. A first call that returned is not
+   * failed afterwards for its CPU: it compiles the bootstrap's code paths, and on a loaded host
+   * that was seen to take over 100 ms, turning the first requests after a reload into 500s. The
+   * wall-clock backstop (2 × cpu_ms) still stops a first call that never returns.
+   */
+  warm: Set<EntryName>;
 }
 
 export class TenantSandbox implements ScriptFiles {
@@ -265,7 +278,7 @@ export class TenantSandbox implements ScriptFiles {
       throw new InstallError(list.map(([key, m]) => `${scriptFile(this, key)}:1: ${m}`));
     }
     this.epoch++;
-    return { iso, context, refs, cpuSeen: iso.cpuTime };
+    return { iso, context, refs, cpuSeen: iso.cpuTime, warm: new Set() };
   }
 
   /** `file:line: message` for an error thrown while the tenant bundle's top level ran. */
@@ -355,7 +368,9 @@ export class TenantSandbox implements ScriptFiles {
     }
     const long = r === LONG_MARKER ? this.#longResult : undefined;
     this.#longResult = undefined;
-    if (runs === 1 && used > this.#cpuLimitNs) {
+    const first = !live.warm.has(entry);
+    if (first) live.warm.add(entry);
+    if (runs === 1 && used > this.#cpuLimitNs + GC_ALLOWANCE_NS && !first) {
       throw fromLimit(this, keys, phases, 'PRX_ERR_SCRIPT_TIMEOUT', `used ${(Number(used) / 1e6).toFixed(1)} ms of CPU, more than tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms)`);
     }
     return r === LONG_MARKER ? long : r;

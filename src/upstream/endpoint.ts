@@ -45,7 +45,7 @@ export class Endpoint implements Candidate {
     this.origin = `${config.tls ? 'https' : 'http'}://${hostPart}:${opts.port}`;
     this.health = new TargetHealth(opts.policy);
     this.pool = new Pool(this.origin, {
-      connections: config.connections,
+      connections: config.connections > 0 ? config.connections : null,
       ...protocolPoolOptions(config),
       keepAliveTimeout: config.timeouts.idle,
       keepAliveMaxTimeout: config.timeouts.idle,

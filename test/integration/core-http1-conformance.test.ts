@@ -709,3 +709,40 @@ describe('upstream timeouts', () => {
     expect(ms).toBeLessThan(2450);
   });
 });
+
+describe('slow clients hold nothing upstream for ever', () => {
+  it('send_timeout: a client that stops reading has its response cut and the upstream request cancelled', async () => {
+    let closed!: (finished: boolean) => void;
+    const upstreamClosed = new Promise<boolean>((r) => (closed = r));
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on('drain', pump);
+      res.on('close', () => closed(res.writableFinished));
+      pump();
+    });
+    const { port } = await startProxy(simpleConfig([origin]).replace('log: { level: silent }', 'log: { level: silent }\nlimits: { send_timeout: 300ms }'));
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    onTestFinished(() => void socket.destroy());
+    socket.pause(); // never reads: the kernel buffers fill, then the proxy's writes wait
+    socket.write('GET /endless HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(await upstreamClosed).toBe(false);
+  });
+
+  it('timeouts.read counts from the end of a slow upload, not from its start (the upstream waited for the client)', async () => {
+    const origin = await startOrigin((_req, res, body) => res.end(`got ${body.length}`));
+    const { port } = await startProxy(simpleConfig([origin], '    timeouts: { read: 300ms }\n'));
+    const c = rawClient(port);
+    c.socket.write('POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nConnection: close\r\n\r\nab');
+    for (const piece of ['cd', 'ef']) {
+      await new Promise((r) => setTimeout(r, 250));
+      c.socket.write(piece);
+    }
+    const text = await c.until((t) => t.includes('got 6'), 5000);
+    expect(statusOf(text)).toBe(200);
+  });
+});
