@@ -10,6 +10,7 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { h2Connect, h2Request } from '../helpers/h2-client.ts';
+import { captureLogs } from '../helpers/log-capture.ts';
 import { closeServer, startOrigin, startProxy } from '../helpers/servers.ts';
 
 function h2cConfig(origin: string, upstreamExtra = '', routes = '  - name: all\n    upstream: up\n'): string {
@@ -128,5 +129,70 @@ describe('HTTP/2 edges', () => {
       expect((await trailers)['x-sum']).toBe(String(size));
       session.close();
     }
+  });
+});
+
+describe('HTTP/2 and scripts', () => {
+  const TS = 'import type * as api from "scriptgate/runtime-api";\n';
+  const routes = `  - name: exit
+    match: { path_prefix: /exit }
+    upstream: up
+    access_by_script: exit.ts
+  - name: hf
+    match: { path_prefix: /hf }
+    upstream: up
+    header_filter_by_script: hf.ts
+  - name: all
+    upstream: up
+`;
+  const scripts = {
+    'exit.ts': `${TS}export default function (ctx: api.AccessContext) {
+      if (ctx.request.path === '/exit/hop') return ctx.exit(200, { headers: { 'keep-alive': '5', upgrade: 'x', te: 'trailers', 'proxy-connection': 'x', 'x-ok': '1' }, body: 'host ' + ctx.request.headers.get('host') });
+      return ctx.exit(302, { headers: { location: ['/a', '/b'] } });
+    }`,
+    'hf.ts': `${TS}export default function (ctx: api.HeaderFilterContext) { ctx.response.headers.append('content-type', 'text/x-second'); }`,
+  };
+
+  it('an exit with hop-by-hop fields answers without them; one HTTP/2 cannot carry (two Locations) is a 500, and the process keeps serving', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(h2cConfig(origin.address, '', routes), scripts);
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const hop = await h2Request(session, { ':path': '/exit/hop', ':authority': 'shop.test' });
+    expect(hop.status).toBe(200);
+    expect(hop.text).toBe('host shop.test');
+    expect(hop.headers['x-ok']).toBe('1');
+    expect(hop.headers['keep-alive']).toBeUndefined();
+    expect(hop.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect((await h2Request(session, { ':path': '/exit/two' })).status).toBe(500);
+    expect((await h2Request(session, { ':path': '/plain' })).status).toBe(200);
+  });
+
+  it('a header_filter that adds a second Content-Type over HTTP/2 is a prompt 500, not a hang blamed on the upstream', async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(h2cConfig(origin.address, '', routes).replace('log: { level: silent }', 'log: { level: info, access_log: false }'), scripts, logs.logger);
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const r = await h2Request(session, { ':path': '/hf/x' });
+    expect(r.status).toBe(500);
+    expect((await logs.waitFor((l) => l.msg === 'script failed')).code).toBe('PRX_ERR_SCRIPT_RESULT');
+    expect(logs.lines.some((l) => /ejected/.test(String(l.msg)))).toBe(false);
+    expect((await h2Request(session, { ':path': '/plain' })).status).toBe(200);
+  });
+
+  it('an upstream that dies mid-body resets the client stream with INTERNAL_ERROR, so the cut body is never taken as whole', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('part1 ');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { port } = await startProxy(h2cConfig(origin.address));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const stream = session.request({ ':path': '/dies' });
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+    const code = await new Promise<number>((resolve) => {
+      stream.on('close', () => resolve(stream.rstCode ?? -1));
+    });
+    expect(code).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
   });
 });
