@@ -384,7 +384,7 @@ export interface Balancer {
    * Unhealthy targets may be picked: the script decides.
    */
   pick(address: string, upstream?: string): void;
-  /** Key for the upstream's `consistent_hash`, instead of its `hash_key` (at most 1024 characters). */
+  /** Key for the upstream's `consistent_hash`, instead of its `hash_key` (at most 1024 characters); `undefined` = the upstream's own. */
   hashKey: string | undefined;
 }
 

@@ -105,8 +105,10 @@ async function reload(file: string): Promise<void> {
   } catch (err) {
     fail(`scriptgate: cannot reach the admin listener at ${config.admin.address}: ${(err as Error).cause ?? (err as Error).message}`);
   }
-  const body = (await res.json().catch(() => ({}))) as { ok?: boolean; generation?: number; problems?: string[]; error?: string };
+  const body = (await res.json().catch(() => ({}))) as { ok?: boolean; generation?: number; problems?: string[]; warnings?: string[]; error?: string };
   if (res.ok && body.ok) {
+    // What the reload could not apply (a listener change waits for a restart) is worth a line each.
+    for (const w of body.warnings ?? []) process.stderr.write(`scriptgate: warning: ${w}\n`);
     process.stdout.write(`scriptgate: reloaded; generation ${body.generation}\n`);
     process.exit(0);
   }
@@ -116,6 +118,11 @@ async function reload(file: string): Promise<void> {
 /** `scriptgate check`: everything a start does except binding sockets. */
 async function check(file: string): Promise<void> {
   const loaded = await load(file);
+  try {
+    createLogger(loaded.config.log.level); // a LOG_LEVEL that start would refuse
+  } catch (err) {
+    fail(`scriptgate: ${(err as Error).message}`);
+  }
   try {
     // `check` logs nothing (whatever LOG_LEVEL says): its findings are its output.
     const gen = await buildGeneration(loaded, pino({ level: 'silent' }));

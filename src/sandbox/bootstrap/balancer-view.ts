@@ -48,10 +48,10 @@ export class BalancerView implements Balancer {
   get hashKey(): string | undefined {
     return this.chosenKey;
   }
-  /** Key for the upstream's consistent_hash (ignored by other algorithms). */
-  set hashKey(key: string) {
+  /** Key for the upstream's consistent_hash (ignored by other algorithms); undefined = the upstream's own `hash_key`. */
+  set hashKey(key: string | undefined) {
     allow(BALANCER, 'setting ctx.balancer.hashKey');
-    if (typeof key !== 'string' || key.length > MAX_KEY) throw new TypeError(`ctx.balancer.hashKey must be a string of at most ${MAX_KEY} characters`);
+    if (key !== undefined && (typeof key !== 'string' || key.length > MAX_KEY)) throw new TypeError(`ctx.balancer.hashKey must be a string of at most ${MAX_KEY} characters, or undefined`);
     this.chosenKey = key;
   }
 }
