@@ -40,15 +40,21 @@ export function fromWireError(files: ScriptFiles, keys: ReadonlyArray<string | n
   return new ProxyError(KIND_CODE[e.k], `${where}: ${phase} script ${what}`, { cause });
 }
 
-/** A call cut off by the host: timeout or memory exhaustion. `phases` are those that may have been running. */
+/**
+ * A call cut off by the host: timeout or memory exhaustion. `phases` are those that may have been
+ * running; `stack` (a timeout's) locates it in the script when it holds a frame of the tenant's code.
+ */
 export function fromLimit(
   files: ScriptFiles,
   keys: ReadonlyArray<string | null>,
   phases: readonly number[],
   code: 'PRX_ERR_SCRIPT_TIMEOUT' | 'PRX_ERR_SCRIPT_MEMORY',
   reason: string,
+  stack = '',
 ): ProxyError {
-  const where = phases.map((p) => scriptFile(files, keys[p])).join(', ');
+  // A call stopped by its timeout carries the stack it was stopped in: name the script's own line.
+  const pos = stack ? files.mapper.firstFrame(stack) : undefined;
+  const where = pos ? `${pos.file}:${pos.line}:${pos.column}` : phases.map((p) => scriptFile(files, keys[p])).join(', ');
   const names = phases.map((p) => PHASE_NAMES[p]).join('/');
   return new ProxyError(code, `${where}: ${names} script ${reason}`);
 }

@@ -398,12 +398,13 @@ export class TenantSandbox implements ScriptFiles {
       const reason = inScript
         ? `ran past tenant ${this.tenant}'s cpu_ms (${this.cpuMs} ms) and was stopped after ${timeout} ms (${usedMs.toFixed(1)} ms CPU used)`
         : `call was cut off after ${timeout} ms (tenant ${this.tenant}'s cpu_ms is ${this.cpuMs} ms) after the phase function had returned (${usedMs.toFixed(1)} ms CPU used: in a promise callback the script queued, or the host was overloaded)`;
-      return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', reason);
+      return fromLimit(this, keys, running, 'PRX_ERR_SCRIPT_TIMEOUT', reason, typeof (err as Error)?.stack === 'string' ? (err as Error).stack : '');
     }
     // The entry points catch whatever a phase function throws; what escapes the call is a promise
     // callback the script queued (V8 runs them as the call ends) that threw or rejected unhandled.
     const stack = typeof (err as Error)?.stack === 'string' ? (err as Error).stack! : '';
-    return fromWireError(this, keys, { k: 'S', p: phases[0] ?? 0, m: `${message} (in a promise callback: phase scripts are synchronous)`, st: stack });
+    const name = typeof (err as Error)?.name === 'string' ? (err as Error).name : 'Error';
+    return fromWireError(this, keys, { k: 'S', p: phases[0] ?? 0, m: `${name}: ${message} (in a promise callback: phase scripts are synchronous)`, st: stack });
   }
 
   /** A script failure reported by the bootstrap, as a ProxyError. */

@@ -129,7 +129,7 @@ describe('limits', () => {
   it('an infinite loop is PRX_ERR_SCRIPT_TIMEOUT after cpu_ms; the next request on the tenant works', () => {
     const { err, ms } = fail('/loop');
     expect(err.code).toBe('PRX_ERR_SCRIPT_TIMEOUT');
-    expect(err.message).toMatch(/evil\/access\.ts: access script ran past tenant evil's cpu_ms \(200 ms\)/);
+    expect(err.message).toMatch(/evil\/access\.ts:\d+:\d+: access script ran past tenant evil's cpu_ms \(200 ms\)/);
     expect(ms).toBeLessThan(1000);
     evilWorks();
   });
@@ -151,7 +151,7 @@ describe('limits', () => {
         s.close();
       }
     }
-    expect(messages[0]).toMatch(/evil\/access\.ts: access script (used \d+\.\d ms of CPU, more than tenant evil's cpu_ms \(200 ms\)|ran past tenant evil's cpu_ms)/);
+    expect(messages[0]).toMatch(/evil\/access\.ts(:\d+:\d+)?: access script (used \d+\.\d ms of CPU, more than tenant evil's cpu_ms \(200 ms\)|ran past tenant evil's cpu_ms)/);
     evilWorks();
   });
   it('a memory bomb is PRX_ERR_SCRIPT_MEMORY; the isolate is recreated for the next request; the other tenant is untouched', () => {
