@@ -24,9 +24,12 @@ export class ProxyServer {
   readonly streams: StreamListener[];
   readonly streamPorts: number[] = [];
   readonly logger: Logger;
+  /** The config the listeners and streams were bound with (a reload cannot rebind them). */
+  readonly bound: Generation['config'];
 
   private constructor(gen: Generation, logger: Logger) {
     this.#current = gen;
+    this.bound = gen.config;
     this.logger = logger;
     const config = gen.config;
     this.listeners = config.listen.map(

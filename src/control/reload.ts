@@ -31,10 +31,11 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
     const warnings: string[] = [];
     // TLS certificates, client_ca, min_version and ciphers apply on reload (listener.ts reads them per connection).
     const restartOnly = (c: Config) => JSON.stringify(c.listen.map((l) => ({ ...l, tls: l.tls ? { verify_client: l.tls.verify_client } : undefined })));
-    if (restartOnly(loaded.config) !== restartOnly(server.generation.config)) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
+    // Compared with what is bound, not with the previous generation: every reload says it until a restart.
+    if (restartOnly(loaded.config) !== restartOnly(server.bound)) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
     // A stream's address (and TLS on/off) is bound at start; its upstream, scripts, timeouts and certificates follow reloads.
     const streamAddresses = (c: Config) => JSON.stringify(c.streams.map((s) => [s.address, s.tls ? s.tls.verify_client : null]));
-    if (streamAddresses(loaded.config) !== streamAddresses(server.generation.config)) warnings.push('streams: address and tls on/off changes take effect on restart; a stream whose address moved refuses connections until then');
+    if (streamAddresses(loaded.config) !== streamAddresses(server.bound)) warnings.push('streams: address and tls on/off changes take effect on restart; a stream whose address moved refuses connections until then');
     const gen = await buildGeneration(loaded, logger, server.generation);
     server.swap(gen);
     for (const w of warnings) logger.warn(w);
