@@ -370,6 +370,14 @@ class UpgradeExchange {
 
   /** A response the proxy makes itself (a script's exit, an error), then the client is done. */
   #respond(status: number, headers: string[], body: string | Uint8Array): void {
+    if (this.#client.h2 && status >= 200 && status < 300) {
+      // Over HTTP/2 a 2xx to the extended CONNECT *is* the accepted tunnel (RFC 8441 §5): a script's
+      // 2xx answer cannot be told from one, so it becomes a 500 naming the cause.
+      this.#error = 'PRX_ERR_SCRIPT_RESULT';
+      status = 500;
+      headers = ['content-type', 'text/plain; charset=utf-8'];
+      body = '500 a script answered an HTTP/2 WebSocket handshake with 2xx, which would accept the tunnel; answer 4xx to refuse it\n';
+    }
     const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     // The proxy frames the answer (hop-by-hop fields a script gave are dropped) and names the request.
     const own: string[] = [];

@@ -159,6 +159,18 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
     expect((await h2Request(session, { ':path': '/plain' })).status).toBe(500);
   });
 
+  it("a script's 2xx answer to an HTTP/2 WebSocket handshake (which would read as an accepted tunnel) is a 500", async () => {
+    const origin = await startWsOrigin();
+    const { port } = await startProxy(h2Config(origin.address, { route: '    access_by_script: ok.ts\n' }), {
+      'ok.ts': `${TS}export default function (ctx: api.AccessContext) { return ctx.exit(200, { body: 'fine' }); }`,
+    });
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const res = await h2WebSocket(session, '/chat');
+    expect(res.status).toBe(500);
+    expect(res.body).toMatch(/would accept the tunnel/);
+    expect(origin.upgrades).toHaveLength(0);
+  });
+
   it('an upstream that refuses the upgrade has its answer passed back; a 2xx without switching is a 502, as is a 101 with a wrong Sec-WebSocket-Accept', async () => {
     const refusing = await startOrigin((_req, res) => {
       res.writeHead(403, { 'content-type': 'text/plain', 'x-why': 'no sockets' });
