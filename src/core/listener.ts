@@ -139,7 +139,6 @@ function afterPendingResponse(socket: Http1Socket, fn: () => void): void {
   socket.once('close', cancel);
 }
 
-/** HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close. */
 /** The error code of a status the listener answers itself (before any route). */
 const REFUSAL_CODE: Record<number, ErrorCode> = {
   400: 'PRX_ERR_BAD_REQUEST',
@@ -206,6 +205,7 @@ export class Listener {
     this.http1.maxHeadersCount = 0;
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
+      // HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close.
       if (req.httpVersionMajor !== 1) return this.#refuse(req, res, 505);
       new Exchange(opts.current(), lc, req, res).start();
     });
