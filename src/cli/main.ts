@@ -13,7 +13,9 @@ import pino from 'pino';
 import cluster from 'node:cluster';
 import { VERSION } from '../version.ts';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
+import type { ListenerConfig } from '../config/schema.ts';
+import { CertificateTable } from '../core/tls-certificates.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
 import { buildGeneration } from '../control/generation.ts';
 import { runPrimary, runSingle, workerCount } from '../control/cluster.ts';
@@ -117,22 +119,62 @@ async function reload(file: string): Promise<void> {
 
 /** `scriptgate check`: everything a start does except binding sockets. */
 async function check(file: string): Promise<void> {
-  const loaded = await load(file);
+  const { loaded, unset } = await loadForCheck(file);
+  const problems = [...unset];
   try {
     createLogger(loaded.config.log.level); // a LOG_LEVEL that start would refuse
   } catch (err) {
-    fail(`scriptgate: ${(err as Error).message}`);
+    problems.push(`scriptgate: ${(err as Error).message}`);
   }
   try {
     // `check` logs nothing (whatever LOG_LEVEL says): its findings are its output.
     const gen = await buildGeneration(loaded, pino({ level: 'silent' }));
     gen.retire();
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.problems.join('\n'));
-    fail(`${file}: ${(err as Error).message}`);
+    if (err instanceof ConfigError) {
+      problems.push(...err.problems);
+      // Script problems stop a generation before its certificates load: check those too.
+      problems.push(...certificateProblems(loaded));
+    } else problems.push(`${file}: ${(err as Error).message}`);
   }
+  if (problems.length) fail(problems.join('\n'));
   process.stdout.write(`scriptgate: configuration file ${file} test is successful\n`);
   process.exit(0);
+}
+
+/** Every TLS certificate set of the config that does not load, as `file: listen[i].tls: message`. */
+function certificateProblems(loaded: LoadedConfig): string[] {
+  const out: string[] = [];
+  const sets: Array<[string, ListenerConfig['tls']]> = [
+    ...loaded.config.listen.map((l, i): [string, ListenerConfig['tls']] => [`listen[${i}].tls`, l.tls]),
+    ...loaded.config.streams.map((s, i): [string, ListenerConfig['tls']] => [`streams[${i}].tls`, s.tls as ListenerConfig['tls']]),
+  ];
+  for (const [where, tls] of sets) {
+    if (!tls) continue;
+    try {
+      new CertificateTable(tls);
+    } catch (err) {
+      out.push(`${loaded.file}: ${where}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The config for `check`, which reports every problem at once: `{ from_env: VAR }` values whose
+ * variable is unset on this machine are problems, but the rest of the config (scripts,
+ * certificates) is still checked, with those values empty. Other load problems end it here.
+ */
+async function loadForCheck(file: string): Promise<{ loaded: LoadedConfig; unset: string[] }> {
+  try {
+    return { loaded: await loadConfig(file), unset: [] };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const vars = err.problems.map((p) => /: environment variable (\S+) is not set$/.exec(p)?.[1]);
+    if (vars.some((v) => v === undefined)) fail(err.problems.join('\n'));
+    for (const v of vars) process.env[v!] = '';
+    return { loaded: await load(file), unset: err.problems };
+  }
 }
 
 /** `scriptgate start`: one process, or a cluster primary and its workers. */

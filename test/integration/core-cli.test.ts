@@ -233,4 +233,24 @@ describe('access log', { timeout: 60_000 }, () => {
     expect((await c.exited).code).toBe(1);
     expect(c.stderr().trim()).toBe('scriptgate: cannot start: LOG_LEVEL "bogus" is not a log level (fatal, error, warn, info, debug, trace, silent)');
   });
+
+  it('check reports every problem at once: an unset from_env variable, a missing script and a certificate that does not load', async () => {
+    const file = writeConfig(`listen:
+  - address: 127.0.0.1:6188
+    tls: { certificates: [{ cert: missing.pem, key: missing.key }] }
+tenants:
+  default: { scripts: ., env: { KEY: { from_env: SG_TEST_SURELY_UNSET } } }
+upstreams:
+  up: { targets: ["127.0.0.1:9"] }
+routes:
+  - upstream: up
+    access_by_script: nowhere.ts
+`);
+    const c = cli(['check', '-c', file]);
+    expect((await c.exited).code).toBe(1);
+    const err = c.stderr();
+    expect(err).toMatch(/scriptgate\.yaml:5: tenants\.default\.env\.KEY: environment variable SG_TEST_SURELY_UNSET is not set/);
+    expect(err).toMatch(/scriptgate\.yaml:\d+: routes\[0\]\.access_by_script: script not found/);
+    expect(err).toMatch(/scriptgate\.yaml: listen\[0\]\.tls: .*missing\.pem/);
+  });
 });
