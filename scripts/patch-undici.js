@@ -8,6 +8,10 @@
 //    bigger than the client reads at once): gRPC replies and other HTTP/2 responses with trailers
 //    came through the proxy truncated, or never finished. The fix keeps the trailers and completes
 //    on the stream's 'end', after the last byte, as undici 8 does (undici 8 needs Node 22).
+//    Also there: when an HTTP/1.1 client dropped a half-sent body to an HTTP/2 upstream, the
+//    upstream's HEADERS for the stream undici had already reset made node create a stream object
+//    no one listened to, whose 'error' ended the proxy: such streams are now closed with a listener,
+//    and a no-op 'error' listener stays on every request stream too.
 // 2. lib/dispatcher/client-h1.js: an unsolicited `100 Continue` from an origin destroyed the
 //    connection (a 502), though RFC 9110 §15.2 says a client MUST parse any 1xx before the final
 //    response; it is now skipped like 102 and 103.
@@ -41,6 +45,39 @@ const patches = [
         `    // scriptgate: complete on 'end', once the DATA still buffered has been read.
     stream.scriptgateTrailers = trailers
   })`,
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h2.js',
+    mark: "undici's one-shot listener",
+    what: 'an HTTP/2 request stream error is never an unhandled error event',
+    edits: [
+      [
+        `  client[kSocket] = socket
+  session[kOpenStreams] = 0
+  session[kClient] = client
+`,
+        `  client[kSocket] = socket
+  session[kOpenStreams] = 0
+  session[kClient] = client
+  // scriptgate: HEADERS for a stream this side already reset (a client that aborted its upload)
+  // make node create a stream object nobody listens to; its error ended the process. Close it.
+  session.on('stream', (orphan) => {
+    orphan.on('error', () => {})
+    orphan.close(http2.constants.NGHTTP2_CANCEL)
+  })
+`,
+      ],
+      [
+        `  // Increment counter as we have new streams open
+  ++session[kOpenStreams]
+`,
+        `  // Increment counter as we have new streams open
+  ++session[kOpenStreams]
+  // scriptgate: an 'error' after undici's one-shot listener must not be an unhandled 'error' event.
+  stream.on('error', () => {})
+`,
       ],
     ],
   },

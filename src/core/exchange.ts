@@ -106,6 +106,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #grpc = false;
   /** gRPC: the response head waits here until the body starts, so a trailers-only answer stays one. */
   #pendingHead: string[] | undefined;
+  /** limits.send_timeout while the client is full (cleared by its 'drain' and at the end). */
+  #sendTimer: NodeJS.Timeout | undefined;
   /** The running try's timeouts.read timer (armed at onRequestStart, refreshed by each body chunk). */
   #readTimer: NodeJS.Timeout | undefined;
   /** Stops the client_body_timeout watch (body-timeout.ts); undefined when there is none. */
@@ -252,7 +254,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#hasBody && !this.#replay) {
       // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
       if (maxBody > 0 || cl === undefined) this.#body = this.#bodyCounter = limitBody(req, maxBody);
-      else this.#body = req;
+      else {
+        // As in limitBody: undici destroys the body with the try's error; never an unhandled 'error'.
+        req.on('error', ignoreError);
+        this.#body = req;
+      }
       if (this.#expectContinue) this.#res.writeContinue();
     }
     this.#hashKey = upstream.hashKey({ headers: this.#upstreamHeaders, clientIp: req.socket.remoteAddress ?? '', path });
@@ -508,15 +514,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.#readTimer = undefined;
       }
       const send = this.#lc.limits.send_timeout;
-      const sendTimer = send > 0 ? setTimeout(this.#sendTimedOut, send) : undefined;
+      if (send > 0) {
+        if (this.#sendTimer) this.#sendTimer.refresh();
+        else this.#sendTimer = setTimeout(this.#sendTimedOut, send);
+      }
       res.once('drain', () => {
-        if (sendTimer) clearTimeout(sendTimer);
+        if (this.#sendTimer) {
+          clearTimeout(this.#sendTimer);
+          this.#sendTimer = undefined;
+        }
         const read = this.#upstream!.config.timeouts.read;
         if (!this.#done && this.#tEnd < 0 && read > 0 && !this.#readTimer) this.#readTimer = setTimeout(this.#readTimedOut, read);
         controller.resume();
-      });
-      res.once('close', () => {
-        if (sendTimer) clearTimeout(sendTimer);
       });
     }
   }
@@ -741,6 +750,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#deadline) clearTimeout(this.#deadline);
     this.#stopBodyWatch?.();
     if (this.#readTimer) clearTimeout(this.#readTimer);
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
     const res = this.#res;
     // node's HTTP/2 response reads writableFinished true after a RST_STREAM too; writableEnded tells.
     const aborted = !res.writableFinished || !res.writableEnded;
@@ -809,4 +819,4 @@ function uncork(res: ServerResponse): void {
   res.uncork();
 }
 
-
+function ignoreError(): void {}

@@ -196,3 +196,46 @@ describe('HTTP/2 and scripts', () => {
     expect(code).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
   });
 });
+
+describe('a client that gives up mid-upload to an HTTP/2 upstream', () => {
+  async function h2Upstream() {
+    const server = http2.createServer();
+    // Answers at once, without waiting for the body (as a gRPC server may).
+    server.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.respond({ ':status': 200 });
+      stream.end('early');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => closeServer(server as unknown as http.Server));
+    return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it('an HTTP/1.1 client that drops a half-sent body, and an h2c one that resets its POST, leave the process serving', async () => {
+    const { port } = await startProxy(h2cConfig(await h2Upstream(), '    protocol: http2\n'));
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write('POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc');
+          s.destroy();
+          resolve();
+        });
+        s.on('error', () => resolve());
+      });
+      const cancel = Buffer.alloc(4);
+      cancel.writeUInt32BE(8);
+      await new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0), frame(1, 0x4, 1, hpack([[':method', 'POST'], [':scheme', 'http'], [':authority', 'x'], [':path', '/grpc/x']])), frame(3, 0, 1, cancel)]));
+          setTimeout(() => s.destroy(), 50);
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+    }
+    // Give the upstream's answers to the reset streams time to arrive, then check the proxy is alive.
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await h2Request(session, { ':path': '/after' })).text).toBe('early');
+  });
+});
