@@ -357,7 +357,8 @@ export class Listener {
   }
 
   #onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket): void {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A reset, or a client that closed in the middle of a message: nobody is left to answer.
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy();
       return;
     }
