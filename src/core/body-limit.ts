@@ -25,11 +25,12 @@ export function limitBody(req: IncomingMessage, max: number, limitName?: string)
   // undici destroys the body it was given with the error that ended the try (a client abort too):
   // that must not be an unhandled 'error' event, which would end the process. Failures reach the
   // exchange through undici's handler, or through its own readers' listeners.
-  counter.on('error', ignore);
+  counter.on('error', ignoreError);
   req.on('error', (err) => counter.destroy(err));
   req.on('aborted', () => counter.destroy(new ProxyError('PRX_ERR_CLIENT_ABORTED')));
   req.pipe(counter);
   return counter;
 }
 
-function ignore(): void {}
+/** An 'error' listener that only keeps an error from being unhandled (see limitBody). */
+export function ignoreError(): void {}

@@ -22,7 +22,7 @@ import { forwardResponseHeaders, scriptFramedHeaders, withoutHeaders } from './h
 import type { CompiledRoute } from './router.ts';
 import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { watchBodyProgress } from './body-timeout.ts';
-import { limitBody, type BodyCounter } from './body-limit.ts';
+import { ignoreError, limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
 import { sendLocal } from './local-response.ts';
 import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
@@ -818,5 +818,3 @@ function upstreamTrailers(controller: Dispatcher.DispatchController, parsed: Rec
 function uncork(res: ServerResponse): void {
   res.uncork();
 }
-
-function ignoreError(): void {}
