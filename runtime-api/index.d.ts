@@ -458,7 +458,7 @@ export interface LogContext extends BaseContext {
   readonly bytesSent: number;
   /** Request body bytes read from the client. */
   readonly bytesReceived: number;
-  /** `host:port` of the upstream target that answered; `''` when none. */
+  /** `host:port` of the upstream target of the last try (nginx's `$upstream_addr`); `''` when none was tried. */
   readonly upstreamAddress: string;
   /** Error code when the request failed (e.g. `PRX_ERR_CLIENT_ABORTED`), `''` otherwise. */
   readonly error: string;

@@ -2,7 +2,8 @@
 // request of a window creates the counter with a TTL of one window (`incr(key, 1, 0, WINDOW)`:
 // atomic across workers; the TTL applies only when the key is created), so old windows expire on
 // their own. Over the limit: 429 with Retry-After (seconds until the window ends); the upstream is
-// never contacted. Under it: the remaining count goes upstream and back to the client.
+// never contacted. Under it: the remaining count goes upstream, and back to the client through
+// headers.ts (header_filter), which reads it from ctx.vars.
 import type { AccessContext } from 'scriptgate/runtime-api';
 
 const LIMIT = 5;
@@ -20,5 +21,6 @@ export default function access(ctx: AccessContext) {
       body: `rate limit of ${LIMIT} requests per ${WINDOW} s exceeded; retry in ${retryAfter} s\n`,
     });
   }
+  ctx.vars.rate = { limit: LIMIT, remaining: LIMIT - count };
   ctx.request.headers.set('x-ratelimit-remaining', String(LIMIT - count));
 }

@@ -31,9 +31,16 @@ describe('examples/rate-limit', () => {
     const left = 10_000 - (Date.now() % 10_000);
     if (left < 4000) await new Promise((r) => setTimeout(r, left + 20));
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await request(port, { path: `/r${i}` })).status);
+    const told: unknown[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await request(port, { path: `/r${i}` });
+      statuses.push(r.status);
+      told.push([r.headers['x-ratelimit-limit'], r.headers['x-ratelimit-remaining']]);
+    }
     expect(statuses).toEqual([200, 200, 200, 200, 200]);
     expect(origin.seen.map((r) => r.headers['x-ratelimit-remaining'])).toEqual(['4', '3', '2', '1', '0']);
+    // The client is told too (header_filter), as Kong does.
+    expect(told).toEqual([['5', '4'], ['5', '3'], ['5', '2'], ['5', '1'], ['5', '0']]);
     const limited = await request(port, { path: '/r5' });
     expect(limited.status).toBe(429);
     const retry = Number(limited.headers['retry-after']);
