@@ -24,11 +24,11 @@ import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScr
 import { watchBodyProgress } from './body-timeout.ts';
 import { ignoreError, limitBody, type BodyCounter } from './body-limit.ts';
 import { mapUpstreamError } from './upstream-errors.ts';
-import { sendLocal } from './local-response.ts';
+import { clearHeaders, sendLocal } from './local-response.ts';
 import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
 import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 import { recordRequest, scriptErrors, upstreamDuration, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
-import { accessLogger, writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
+import { writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
@@ -320,10 +320,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.#armRead();
   }
 
-  /** Starts (or restarts) this try's timeouts.read timer. */
+  /** Starts this try's timeouts.read timer once the request is sent, unless the head is already in. */
   #armRead(): void {
+    if (!this.#done && this.#tHeader < 0) this.#startReadTimer();
+  }
+
+  /** Starts (or restarts) the timeouts.read timer; none when timeouts.read is 0. */
+  #startReadTimer(): void {
     const read = this.#upstream!.config.timeouts.read;
-    if (read <= 0 || this.#done || this.#tHeader >= 0) return;
+    if (read <= 0) return;
     if (this.#readTimer) this.#readTimer.refresh();
     else this.#readTimer = setTimeout(this.#readTimedOut, read);
   }
@@ -424,7 +429,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #headRefused(controller: Dispatcher.DispatchController, err: unknown, scripted: boolean): void {
     const res = this.#res;
     res.sendDate = true;
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    clearHeaders(res);
     const why = (err as Error).message;
     controller.abort(scripted ? new ProxyError('PRX_ERR_SCRIPT_RESULT', `header_filter script returned a head that cannot be sent: ${why}`) : new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `invalid response head: ${why}`));
   }
@@ -523,8 +528,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
           clearTimeout(this.#sendTimer);
           this.#sendTimer = undefined;
         }
-        const read = this.#upstream!.config.timeouts.read;
-        if (!this.#done && this.#tEnd < 0 && read > 0 && !this.#readTimer) this.#readTimer = setTimeout(this.#readTimedOut, read);
+        if (!this.#done && this.#tEnd < 0) this.#startReadTimer();
         controller.resume();
       });
     }
@@ -724,7 +728,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // ---- the end ----
 
   /** Writes the access line through the configured sink and fields. */
-  #accessLog(opts: NonNullable<Generation['config']['log']['access_log_options']>, facts: AccessFacts, bytesIn: number): void {
+  #accessLog(opts: Generation['config']['log']['access_log_options'], facts: AccessFacts, bytesIn: number): void {
     const req = this.#req;
     writeAccessLine(opts, this.#lc.logger, this.#gen.file, facts, () => ({
       bytesIn,
@@ -797,9 +801,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         ...(this.#error ? { error: this.#error } : {}),
       };
       // log.access_log's fields/file/syslog (observability/access-log.ts); the plain line otherwise.
-      const opts = this.#gen.config.log.access_log_options;
-      if (!opts) accessLogger(this.#lc.logger).info(facts, 'access');
-      else this.#accessLog(opts, facts, bytesIn);
+      this.#accessLog(this.#gen.config.log.access_log_options, facts, bytesIn);
     }
     this.#gen.release();
   }

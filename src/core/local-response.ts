@@ -29,7 +29,7 @@ export function sendLocal(res: ServerResponse, status: number, headers: string[]
   } catch (err) {
     // A head the protocol cannot carry (HTTP/2: two values of a single-value field). The fields
     // stay on the response object, so clear them: the caller answers 500 on the same response.
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    clearHeaders(res);
     throw new ProxyError('PRX_ERR_SCRIPT_RESULT', `the response head cannot be sent: ${(err as Error).message}`, { cause: err });
   }
   if (headOnly || bodyless) {
@@ -38,4 +38,12 @@ export function sendLocal(res: ServerResponse, status: number, headers: string[]
   }
   res.end(buf);
   return buf.length;
+}
+
+/**
+ * Removes every field a refused `writeHead` left on `res` (they would go out with the next head),
+ * so a 500/502 can be sent on the same response.
+ */
+export function clearHeaders(res: ServerResponse): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
 }
