@@ -24,6 +24,15 @@ export type Http2RequestHandler = (req: http2.Http2ServerRequest, res: http2.Htt
 /** An extended CONNECT with `:protocol websocket` (RFC 8441 §4). */
 export type Http2WebSocketHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
+/**
+ * The SETTINGS_MAX_HEADER_LIST_SIZE the listener advertises and node enforces: four times
+ * max_header_size, at least 64 KiB, so that a list somewhat over the limit is answered with 431
+ * (RFC 9113 §10.5.1) instead of a bare stream reset.
+ */
+export function h2HeaderListCap(maxHeaderSize: number): number {
+  return Math.max(65_536, maxHeaderSize * 4);
+}
+
 export class Http2Downstream {
   readonly server: Http2Server;
   readonly #sessions = new Set<Http2Session>();
@@ -34,7 +43,9 @@ export class Http2Downstream {
     this.server = http2.createServer({
       settings: {
         maxConcurrentStreams: limits.http2_max_concurrent_streams,
-        maxHeaderListSize: limits.max_header_size,
+        // Above max_header_size the request gets a 431 (readRequestHead); only a list over this
+        // hard cap is refused by node itself, with a stream reset.
+        maxHeaderListSize: h2HeaderListCap(limits.max_header_size),
         enablePush: false,
         enableConnectProtocol: onWebSocket !== undefined,
       },

@@ -100,7 +100,7 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
   if (hosts === 0 && !h2 && req.httpVersionMinor >= 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'no Host header' };
   // node's maxHeaderSize counts names and values only; max_header_size is the head as sent (line, ": ", CRLFs).
-  if (!h2 && headSize(req) > limits.max_header_size) return { status: 431, code: 'PRX_ERR_HEADERS_TOO_LARGE' };
+  if ((h2 ? headerListSize(req) : headSize(req)) > limits.max_header_size) return { status: 431, code: 'PRX_ERR_HEADERS_TOO_LARGE' };
   if (te !== undefined && !h2) {
     const bad = checkTransferEncoding(te, req.httpVersionMinor);
     if (bad) return bad;
@@ -130,6 +130,17 @@ function headSize(req: IncomingMessage): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 4;
   return n + 2;
+}
+
+/**
+ * An HTTP/2 request's header list size as RFC 9113 §6.5.2 counts it (SETTINGS_MAX_HEADER_LIST_SIZE):
+ * each field's name and value (pseudo-headers included) plus 32 octets.
+ */
+function headerListSize(req: IncomingMessage): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 32;
+  return n;
 }
 
 /**

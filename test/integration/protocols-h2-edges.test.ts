@@ -103,6 +103,22 @@ describe('HTTP/2 edges', () => {
     expect(origin.seen).toHaveLength(2);
   });
 
+  it('a header list over max_header_size (RFC 9113 §6.5.2 size) is answered 431 on its stream, and the connection serves on', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(h2cConfig(origin.address).replace('log: { level: silent }', 'log: { level: silent }\nlimits: { max_header_size: 8kb }'));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    onTestFinished(() => session.close());
+    // 7 fields of 1000 bytes + 32 each, plus the pseudo-headers: under 8 KiB
+    const under = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`x-f${i}`, 'v'.repeat(996)]));
+    expect((await h2Request(session, { ':path': '/under', ...under })).status).toBe(200);
+    const over = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`x-f${i}`, 'v'.repeat(996)]));
+    const refused = await h2Request(session, { ':path': '/over', ...over });
+    expect(refused.status).toBe(431);
+    expect(refused.headers['x-request-id']).toBeTruthy();
+    expect((await h2Request(session, { ':path': '/after' })).status).toBe(200);
+    expect(origin.seen.map((r) => r.url)).toEqual(['/under', '/after']);
+  });
+
   it('an HTTP/2 upstream body followed by trailers arrives whole while the client reads slowly (back-pressure)', async () => {
     const big = Buffer.alloc(3 * 1024 * 1024, 'abcdefghij');
     const server = http2.createServer();
