@@ -23,7 +23,7 @@ import type { LimitsConfig } from '../config/schema.ts';
 import type { RequestPhasesResult, RouteScripts, ScriptRequest, ScriptSession } from '../phases/contract.ts';
 import { forwardRawHeaders, headerIn, scriptFramedHeaders } from './hop-by-hop.ts';
 import { requestTlsRecord } from './tls-facts.ts';
-import { escapesPrefix, parseRequestTarget, type RequestTarget } from './request-target.ts';
+import { parseRequestTarget, routingPath, type RequestTarget } from './request-target.ts';
 import { hostName, type CompiledRoute, type Router } from './router.ts';
 
 /** What the request-phase steps found and decided; fields fill in as the steps run. */
@@ -157,13 +157,26 @@ function checkTransferEncoding(te: string, minor: number): Refusal | undefined {
   return undefined;
 }
 
-/** Finds the route (404 without one; 400 when the path escapes its prefix) and takes the request's end-to-end headers. */
+/**
+ * Finds the route and takes the request's end-to-end headers. Routes match on the path's strictest
+ * reading (`routingPath`: `/%2Fadmin/x` and `/x/..%2Fadmin/x` are under `/admin/`), so an upstream
+ * that decodes more than the proxy cannot be reached past a route's scripts. 404 without a route;
+ * 400 when that reading climbs above the root, or when the path as sent would match another route
+ * than its strict reading does (the two readings disagree on whose rules apply).
+ */
 export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessage): Refusal | undefined {
   const target = plan.target;
-  const route = router.match(hostName(plan.hostHeader), target.path === '*' ? '/' : target.path, plan.method);
+  const host = hostName(plan.hostHeader);
+  const path = target.path === '*' ? '/' : target.path;
+  const strict = routingPath(path);
+  if (strict === undefined) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes the root when decoded' };
+  const route = router.match(host, strict, plan.method);
   if (!route) return { status: 404, code: 'PRX_ERR_NO_ROUTE' };
+  if (strict !== path) {
+    const literal = router.match(host, path, plan.method);
+    if (literal && literal !== route) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route when decoded' };
+  }
   plan.route = route;
-  if (escapesPrefix(target.path, route.prefix)) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route' };
   const headers = forwardRawHeaders(req.rawHeaders);
   if (req.httpVersionMajor === 2) {
     // HTTP/2 may split Cookie into one field per crumb; HTTP/1.1 wants one field (RFC 9113 §8.2.3).

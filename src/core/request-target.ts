@@ -1,10 +1,11 @@
 /**
  * Parses and normalises a request target (RFC 9112 §3.2) before routing. Runs once per request.
- * The normalised path is what routes match on and what goes upstream, so a prefix can never be
- * escaped: unreserved characters are percent-decoded (RFC 3986 §6.2.2.2), other escapes are
- * upper-cased, dot-segments are removed (§5.2.4), and a path that climbs above the root is refused.
- * `escapesPrefix` then checks the stricter reading an upstream might apply (every escape decoded,
- * `\` read as `/`).
+ * The normalised path is what scripts see and what goes upstream: unreserved characters are
+ * percent-decoded (RFC 3986 §6.2.2.2), other escapes are upper-cased, repeated slashes are merged
+ * (nginx's merge_slashes), dot-segments are removed (§5.2.4), and a path that climbs above the
+ * root is refused. `routingPath` gives the stricter reading an upstream might apply (every escape
+ * decoded, `\` read as `/`, `;params` dropped), which is what routes match on, so that a path an
+ * upstream reads as `/admin/x` is under the `/admin/` route's rules whatever its spelling.
  */
 
 export interface RequestTarget {
@@ -94,27 +95,30 @@ export function parseRequestTarget(url: string, method: string): RequestTarget |
   const query = q >= 0 ? rest.slice(q + 1) : '';
   const escaped = normaliseEscapes(rawPath);
   if (escaped === undefined) return undefined;
-  const path = removeDotSegments(escaped);
+  const path = removeDotSegments(mergeSlashes(escaped));
   if (path === undefined) return undefined;
   return authority === undefined ? { path, query } : { path, query, authority };
 }
 
+/** Collapses each run of `/` into one (nginx's merge_slashes, on by default there too). */
+function mergeSlashes(path: string): string {
+  return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path;
+}
+
 /**
- * True when an upstream that decodes every escape (including `%2F`, `%5C`, `%2E`), reads `\` as
- * `/` and drops `;params` from segments (Tomcat/Jetty: `/..;/` is `/../`) would see a path outside
- * `prefix`, or above the root. The proxy then refuses with 400.
+ * The path as the most lenient upstream would read a normalised one: every escape decoded once
+ * (including `%2F`, `%5C`, `%2E`), `\` read as `/`, `;params` dropped from segments (Tomcat/Jetty
+ * read `/..;/` as `/../`), slashes merged and dot-segments removed. Routes match on this reading.
+ * Returns the path itself when it has nothing to decode (the common case), and undefined when the
+ * reading climbs above the root or its escapes are not UTF-8 (the caller answers 400).
  */
-export function escapesPrefix(path: string, prefix: string): boolean {
-  if (!path.includes('%') && !path.includes('\\') && !path.includes(';')) return false;
+export function routingPath(path: string): string | undefined {
+  if (!path.includes('%') && !path.includes('\\') && !path.includes(';')) return path;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path.replace(/%(?![0-9A-Fa-f]{2})/g, '%25'));
   } catch {
-    return true;
+    return undefined; // escapes that are not UTF-8 (%C0%AE, an overlong '.'): refused, not guessed at
   }
-  const strict = removeDotSegments(decoded.replace(/\\/g, '/').replace(/;[^/]*/g, ''));
-  if (strict === undefined) return true;
-  if (prefix === '/') return false;
-  // A prefix like `/api` must still cover the strict reading (`/api/../x` is outside, `/api/x` is not).
-  return !strict.startsWith(prefix) && !(strict + '/').startsWith(prefix);
+  return removeDotSegments(mergeSlashes(decoded.replace(/\\/g, '/').replace(/;[^/]*/g, '')));
 }

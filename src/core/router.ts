@@ -1,10 +1,13 @@
 /**
  * Route matching. Built once per generation from `config.routes`; `match()` runs once per request.
- * A route matches on host (exact, `*.suffix`, or any when omitted), path prefix and method. Among
+ * A route matches on host (exact, `*.suffix`, or any when omitted), path prefix and method (a route
+ * that allows GET also allows HEAD, RFC 9110 §9.3.2, as nginx's `limit_except GET`). The path is the
+ * strict reading of request-target.ts's `routingPath`, and prefixes are compiled the same way. Among
  * matches the most specific host wins (exact > longest `*.suffix` > any, like nginx's server_name),
  * then the longest path prefix, then the first in the config. No match → undefined (404).
  */
 import type { RouteConfig } from '../config/schema.ts';
+import { routingPath } from './request-target.ts';
 
 export interface CompiledRoute {
   index: number;
@@ -45,8 +48,8 @@ export class Router {
       index,
       name: config.name ?? `#${index}`,
       config,
-      prefix: config.match.path_prefix,
-      methods: config.match.methods ? new Set(config.match.methods) : undefined,
+      prefix: routingPath(config.match.path_prefix) ?? config.match.path_prefix,
+      methods: config.match.methods ? methodSet(config.match.methods) : undefined,
     }));
     for (const route of this.routes) {
       const hosts = route.config.match.host === undefined ? ['*'] : ([] as string[]).concat(route.config.match.host);
@@ -85,6 +88,13 @@ export class Router {
     }
     return pick(this.#any, path, method);
   }
+}
+
+/** A route's methods; GET brings HEAD along. */
+function methodSet(methods: readonly string[]): ReadonlySet<string> {
+  const set = new Set(methods);
+  if (set.has('GET')) set.add('HEAD');
+  return set;
 }
 
 function pick(bucket: HostBucket, path: string, method: string): CompiledRoute | undefined {

@@ -401,6 +401,71 @@ routes:
   });
 });
 
+describe('a path an upstream would read as under a route is under that route, whatever its spelling', () => {
+  /** `/admin/` (GET and POST only) and `/pub/` on their own origins, and an open `/` on a third. */
+  async function threeRoutes() {
+    const open = await watchedOrigin('open');
+    const admin = await watchedOrigin('admin');
+    const pub = await watchedOrigin('pub');
+    const { port } = await startProxy(`listen:
+  - address: 127.0.0.1:0
+log: { level: silent }
+upstreams:
+  open: { targets: ["${open.address}"] }
+  adm: { targets: ["${admin.address}"] }
+  pub: { targets: ["${pub.address}"] }
+routes:
+  - match: { path_prefix: / }
+    upstream: open
+  - match: { path_prefix: /admin/, methods: [GET, POST] }
+    upstream: adm
+  - match: { path_prefix: /pub/ }
+    upstream: pub
+`);
+    return { open, admin, pub, port };
+  }
+
+  it('repeated slashes are merged (nginx merge_slashes): //admin/users is /admin/users, on the admin route', async () => {
+    const { open, admin, port } = await threeRoutes();
+    for (const target of ['//admin/users', '///admin//users', '/x/..//admin/users']) {
+      const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text), target).toBe(200);
+    }
+    expect(admin.seen.map((s) => s.url)).toEqual(['/admin/users', '/admin/users', '/admin/users']);
+    expect(open.connections()).toBe(0);
+  });
+
+  it('an encoded slash that would put the path under /admin/ for a decoding upstream never reaches the open route', async () => {
+    const { open, pub, port } = await threeRoutes();
+    for (const target of ['/%2fadmin/users', '/%2Fadmin%2Fusers', '/admin%2fusers', '/x/..%2fadmin/users', '/x%2f..%2fadmin/users', '/%5cadmin/users', '/admin;x/users', '/pub/%2f..%2fadmin/x', '/pub/%2F%2E%2E%2Fadmin/x']) {
+      const res = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000);
+      expect(statusOf(res.text), target).toBe(400);
+    }
+    expect(open.connections() + pub.connections()).toBe(0);
+  });
+
+  it('decoded escapes that stay within one route are routed there, unchanged on the wire', async () => {
+    const { open, admin, pub, port } = await threeRoutes();
+    const a = await rawRequest(port, 'GET /pub/a%2Fb;v=1/c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(a.text)).toBe(200);
+    expect(pub.seen.map((s) => s.url)).toEqual(['/pub/a%2Fb;v=1/c']);
+    // as sent it matches `/`, as a decoding upstream reads it `/admin/`: the readings disagree, 400
+    const b = await rawRequest(port, 'GET /admin%2Fx HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(b.text)).toBe(400);
+    expect(open.connections() + admin.connections()).toBe(0);
+  });
+
+  it('a route that allows GET allows HEAD too (RFC 9110 §9.3.2): HEAD /admin/x does not fall through to /', async () => {
+    const { open, admin, port } = await threeRoutes();
+    const res = await rawRequest(port, 'HEAD /admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(admin.seen.map((s) => `${s.method} ${s.url}`)).toEqual(['HEAD /admin/x']);
+    const del = await rawRequest(port, 'DELETE /admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 3000);
+    expect(statusOf(del.text)).toBe(200);
+    expect(open.seen.map((s) => `${s.method} ${s.url}`)).toEqual(['DELETE /admin/x']);
+  });
+});
+
 describe('Host header smuggling', () => {
   async function hostRoutes() {
     const pub = await watchedOrigin('public');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapesPrefix, parseRequestTarget, removeDotSegments } from '../../../src/core/request-target.ts';
+import { parseRequestTarget, removeDotSegments, routingPath } from '../../../src/core/request-target.ts';
 
 describe('removeDotSegments', () => {
   it.each([
@@ -56,30 +56,36 @@ describe('parseRequestTarget', () => {
   });
 });
 
-describe('escapesPrefix', () => {
-  it('is false for plain paths inside the prefix', () => {
-    expect(escapesPrefix('/public/a', '/public/')).toBe(false);
-    expect(escapesPrefix('/public/a%20b', '/public/')).toBe(false);
+describe('routingPath (the strict reading routes match on)', () => {
+  it('is the path itself when there is nothing to decode', () => {
+    expect(routingPath('/public/a')).toBe('/public/a');
   });
 
-  it('is true when decoding %2F or %5C, or reading \\ as /, climbs out of the prefix', () => {
-    expect(escapesPrefix('/public/..%2Fadmin/x', '/public/')).toBe(true);
-    expect(escapesPrefix('/public/..%5Cadmin/x', '/public/')).toBe(true);
-    expect(escapesPrefix('/public/..\\admin/x', '/public/')).toBe(true);
+  it('decodes every escape once, reads \\ as / and drops ;params, then merges slashes and removes dot-segments', () => {
+    expect(routingPath('/public/..%2Fadmin/x')).toBe('/admin/x');
+    expect(routingPath('/public/..%5Cadmin/x')).toBe('/admin/x');
+    expect(routingPath('/public/..\\admin/x')).toBe('/admin/x');
+    expect(routingPath('/%2Fadmin/x')).toBe('/admin/x');
+    expect(routingPath('/pub/%2F..%2Fsecret')).toBe('/secret');
+    expect(routingPath('/public/a%20b')).toBe('/public/a b');
+    expect(routingPath('/%252F')).toBe('/%2F');
   });
 
   it('reads `;params` the way Tomcat does: /..;/ climbs', () => {
-    expect(escapesPrefix('/public/..;/admin/x', '/public/')).toBe(true);
-    expect(escapesPrefix('/public/..;x=1/admin/x', '/public/')).toBe(true);
-    expect(escapesPrefix('/public/a;jsessionid=1', '/public/')).toBe(false);
+    expect(routingPath('/public/..;/admin/x')).toBe('/admin/x');
+    expect(routingPath('/public/..;x=1/admin/x')).toBe('/admin/x');
+    expect(routingPath('/public/a;jsessionid=1')).toBe('/public/a');
   });
 
-  it('is true when the strict reading climbs above the root, whatever the prefix', () => {
-    expect(escapesPrefix('/..%2F..%2Fetc', '/')).toBe(true);
+  it('is undefined when the reading climbs above the root or its escapes are not UTF-8', () => {
+    expect(routingPath('/..%2F..%2Fetc')).toBeUndefined();
+    expect(routingPath('/a/%C0%AE%C0%AE/x')).toBeUndefined();
   });
+});
 
-  it('is false when the strict reading stays inside a prefix without trailing slash', () => {
-    expect(escapesPrefix('/api/a%2Fb', '/api')).toBe(false);
-    expect(escapesPrefix('/api/..%2Fx', '/api')).toBe(true);
+describe('parseRequestTarget merges repeated slashes', () => {
+  it('//a///b/ is /a/b/, and a merged .. is resolved after', () => {
+    expect(parseRequestTarget('//a///b/', 'GET')!.path).toBe('/a/b/');
+    expect(parseRequestTarget('/a//..//b', 'GET')!.path).toBe('/b');
   });
 });
