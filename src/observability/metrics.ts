@@ -117,7 +117,7 @@ export const tenantThrottled = new client.Counter({
 
 export const isolateRestarts = new client.Counter({
   name: 'scriptgate_isolate_restarts_total',
-  help: "Times a tenant's isolate was recreated after memory exhaustion, by tenant",
+  help: "Times a tenant's isolate was recreated (after memory exhaustion, or a timeout that cut off a built-in's first load), by tenant",
   labelNames: ['tenant'] as const,
 });
 

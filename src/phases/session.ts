@@ -59,7 +59,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
   #checkState(): void {
     const sb = this.#rs.sandbox;
     if (this.#epoch !== sb.epoch || !sb.alive) {
-      throw new ProxyError('PRX_ERR_SCRIPT_MEMORY', `tenant ${sb.tenant}: its isolate was recreated after another request exhausted memory_mb; this request's script state is lost`);
+      throw new ProxyError('PRX_ERR_SCRIPT_MEMORY', `tenant ${sb.tenant}: its isolate was recreated (another request exhausted memory_mb, or was cut off while a built-in loaded); this request's script state is lost`);
     }
   }
 

@@ -30,9 +30,9 @@ import { displayPath } from '../compile/display-path.ts';
 import type { WireError, WireRoute } from './wire.ts';
 import type { SharedStore } from './shared-store.ts';
 
-export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live';
+export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live' | 'broken';
 type Primitive = string | number | boolean | null;
-const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'rs', 'flush', 'free', 'where', 'live'];
+const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'rs', 'flush', 'free', 'where', 'live', 'broken'];
 
 export interface TenantSandboxOptions {
   bundle: TenantBundle;
@@ -392,6 +392,9 @@ export class TenantSandbox implements ScriptFiles {
         const p = live.refs.where.applySync(undefined, [], { timeout: this.cpuMs * WALL_FACTOR });
         if (typeof p === 'number' && p >= 0) running = [p];
         else if (p === -1) inScript = false;
+        // Cut off while a built-in loaded on first use (URL, the hashes): it stays half-initialised,
+        // so the isolate is rebuilt for the next request (bootstrap/first-use-load.ts).
+        if (live.refs.broken.applySync(undefined, [], { timeout: this.cpuMs * WALL_FACTOR }) === true) this.#drop();
       } catch {
         /* the phase stays unknown */
       }

@@ -16,6 +16,7 @@ import { beginWriteBehind, declareDicts, settleWriteBehind } from './shared-dict
 import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, scriptConsole, takeLogs } from './log-buffer.ts';
 import { installWebGlobals } from './web-globals.ts';
+import { loadCutOff } from './first-use-load.ts';
 import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
 import {
   CHANGED_METHOD,
@@ -321,6 +322,11 @@ function live(): number {
   return states.size;
 }
 
+/** After a timeout: true when it cut off a built-in's first-use load (the isolate must be rebuilt). */
+function broken(): boolean {
+  return loadCutOff();
+}
+
 /**
  * isolated-vm 5.0.4 leaks the native copy of every string over about 1 KiB that an `applySync`
  * returns (measured: ~66 KB of RSS per 64 KiB result, never freed), while strings handed to a host
@@ -354,4 +360,5 @@ function viaHost<A extends unknown[]>(fn: (...a: A) => unknown): (...a: A) => un
   free,
   where,
   live,
+  broken,
 };

@@ -10,6 +10,7 @@
  * the global when the bootstrap loads, before any tenant code runs.
  */
 import { asBytes, base64, hex, latin1, latin1Bytes, utf8Bytes } from './bytes.ts';
+import { firstUseLoad } from './first-use-load.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -36,11 +37,11 @@ let hmacImpl: HmacFn | undefined;
 
 /** 'SHA-256', 'sha256' and 'SHA256' all name sha256. */
 function algorithm(name: unknown): NobleHashFn {
-  algorithms ??= (() => {
+  algorithms ??= firstUseLoad(() => {
     const sha2 = require('@noble/hashes/sha2.js') as Record<string, NobleHashFn>;
     const legacy = require('@noble/hashes/legacy.js') as Record<string, NobleHashFn>;
     return { sha1: legacy.sha1!, md5: legacy.md5!, sha256: sha2.sha256!, sha384: sha2.sha384!, sha512: sha2.sha512! };
-  })();
+  });
   const key = typeof name === 'string' ? name.toLowerCase().replace(/-/g, '') : '';
   const fn = algorithms[key];
   if (!fn) throw new TypeError(`unsupported hash ${JSON.stringify(name)} (supported: sha256, sha384, sha512, sha1, md5)`);
@@ -117,7 +118,7 @@ export const scriptCrypto = Object.freeze({
   },
   createHmac(alg: string, key: string | Uint8Array): ScriptHash {
     const fn = algorithm(alg);
-    hmacImpl ??= (require('@noble/hashes/hmac.js') as { hmac: HmacFn }).hmac;
+    hmacImpl ??= firstUseLoad(() => (require('@noble/hashes/hmac.js') as { hmac: HmacFn }).hmac);
     return new ScriptHash(hmacImpl.create(fn, toBytes(key, 'createHmac() key')), `createHmac(${JSON.stringify(alg)})`);
   },
   /**

@@ -6,13 +6,15 @@
  * `ignoreBOM`, `stream`; UTF-8, windows-1252 and UTF-16), and
  * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of
  * any of its names, so an isolate whose scripts never touch them pays only for parsing (the
- * bootstrap's V8 code cache makes that small). A script may still assign its own.
+ * bootstrap's V8 code cache makes that small); a load a timeout cuts off gets the isolate rebuilt
+ * (first-use-load.ts). A script may still assign its own.
  *
  * Timers, `fetch` and the rest of the host stay out (see DESIGN.md: a script reaches nothing but
  * its request).
  */
 import { webCrypto } from './script-crypto.ts';
 import { TextEncoder, makeTextDecoder } from './text-coding.ts';
+import { firstUseLoad } from './first-use-load.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -38,7 +40,7 @@ function lazyGroup(names: readonly string[], load: () => Globals): void {
       lazy.delete(n);
       settle(n, undefined);
     }
-    const loaded = load();
+    const loaded = firstUseLoad(load);
     for (const n of mine) settle(n, loaded[n]);
   };
   for (const name of names) {
