@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs at `npm install` (postinstall): two fixes to undici 7, each applied once (idempotent), each
+// Runs at `npm install` (postinstall): fixes to undici 7, each applied once (idempotent), each
 // checked (exits non-zero when the code it expects is not there: a different undici; check whether
 // the bug is still present before changing this).
 //
@@ -12,6 +12,9 @@
 //    upstream's HEADERS for the stream undici had already reset made node create a stream object
 //    no one listened to, whose 'error' ended the proxy: such streams are now closed with a listener,
 //    and a no-op 'error' listener stays on every request stream too.
+//    And: a graceful GOAWAY (NO_ERROR) from an origin tore the session down at once, killing the
+//    streams the origin was still answering (502s, and a healthy target ejected); those streams now
+//    finish, and new requests wait for, or go to, a new connection.
 // 2. lib/dispatcher/client-h1.js: an unsolicited `100 Continue` from an origin destroyed the
 //    connection (a 502), though RFC 9110 §15.2 says a client MUST parse any 1xx before the final
 //    response; it is now skipped like 102 and 103.
@@ -94,6 +97,34 @@ const patches = [
 `,
         `    // scriptgate: an unsolicited 100 is an informational response like any other 1xx (RFC 9110 §15.2).
 `,
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h2.js',
+    mark: 'scriptgateGoingAway',
+    what: "an origin's graceful GOAWAY lets its streams finish",
+    edits: [
+      [
+        `function onHttp2SessionGoAway (errorCode) {
+`,
+        `function onHttp2SessionGoAway (errorCode) {
+  // scriptgate: a graceful GOAWAY (NO_ERROR: nginx's keepalive_requests, gRPC's max connection age)
+  // lets the streams already open finish (RFC 9113 §6.8). The session takes no new request (busy)
+  // and closes once they are done; the client then connects anew for whatever waits.
+  if (errorCode === 0 && !this.destroyed) {
+    this.scriptgateGoingAway = true
+    this.close()
+    return
+  }
+`,
+      ],
+      [
+        `    busy (request) {
+      if (request != null) {`,
+        `    busy (request) {
+      if (session.scriptgateGoingAway) return true
+      if (request != null) {`,
       ],
     ],
   },

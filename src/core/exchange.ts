@@ -31,7 +31,7 @@ import { recordRequest, scriptErrors, upstreamDuration, upstreamFailures, upstre
 import { writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
-import { isTargetFailure, mayRetry, shouldBufferBody } from '../upstream/retry-policy.ts';
+import { isTargetFailure, mayResend, mayRetry, shouldBufferBody, unansweredTry, type BodyMode } from '../upstream/retry-policy.ts';
 import { readReplayBody } from '../upstream/replay-body.ts';
 
 /** Response headers the proxy replaces (its own X-Request-Id) or drops (a 204's length, a body changed by a script). */
@@ -53,6 +53,8 @@ export interface ListenerContext {
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 /** undici fails a 204/304 that carries a Content-Length (RFC 9110 §8.6 allows it on a 304) once the head is through. */
 const BODILESS_LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+/** Resends of unanswered tries per request (refused streams, keep-alive connections closed under the request). */
+const MAX_RESENDS = 4;
 
 /** Methods a route can serve, for `Allow`. */
 export const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
@@ -78,6 +80,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #replay: Buffer | undefined;
   #firstTry = -1;
   #retries = 0;
+  /** Resends of unanswered tries so far (retry-policy.ts `mayResend`; at most MAX_RESENDS). */
+  #resends = 0;
   #method = '';
   #upstreamPath = '';
   #upstreamHeaders: string[] = [];
@@ -572,6 +576,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#releaseTarget();
     if (this.#done || this.#res.writableEnded) return;
+    if (this.#resends < MAX_RESENDS && !this.#res.headersSent && mayResend(unansweredTry(err), this.#method, this.#bodyMode())) {
+      // Not answered and harmless to repeat (a refused stream, a keep-alive connection the origin
+      // had just closed): sent again to the same target, which may take another idle connection
+      // that closed the same way, so a few times, like nginx over its cached connections.
+      this.#resends++;
+      this.#lc.logger.info({ reqId: this.#id, upstream: this.#upstream!.name, target: this.#target!.address, err: err.message }, 'upstream try not answered; sent again on a new connection');
+      return this.#dispatch(this.#target);
+    }
     const mapped = isProxyError(err) ? err : mapUpstreamError(err);
     if (this.#tracing) this.#tracing.upstreamDone(0, mapped.code);
     if (this.#lc.metrics && mapped.source === 'upstream') upstreamFailures.inc({ upstream: this.#upstream!.name, code: mapped.code });
@@ -610,10 +622,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.#res.destroy();
   }
 
+  /** How the request body travels to the upstream: none, buffered for replay, or streamed once. */
+  #bodyMode(): BodyMode {
+    return this.#replay ? 'buffered' : this.#hasBody ? 'streamed' : 'none';
+  }
+
   /** Another target for a failed try, when the retry policy allows one (upstream/retry-policy.ts). */
   #retryTarget(err: ProxyError): Target | undefined {
     const up = this.#upstream!;
-    const body = this.#replay ? 'buffered' : this.#hasBody ? 'streamed' : 'none';
+    const body = this.#bodyMode();
     if (!mayRetry(up.config, { code: err.code, method: this.#method, body, retriesSoFar: this.#retries, elapsedMs: performance.now() - this.#firstTry })) return undefined;
     (this.#tried ??= new Set()).add(this.#target!);
     this.#retries++;

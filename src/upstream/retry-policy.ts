@@ -47,6 +47,39 @@ export function mayRetry(limits: RetryLimits, f: FailedTry): boolean {
 }
 
 /**
+ * Why a failed try may be sent again at once, to the same target on a new connection, without
+ * counting as a retry or against the target (once per request, `mayResend`):
+ * - `refused`: an HTTP/2 origin refused the stream (REFUSED_STREAM, e.g. one opened after its
+ *   graceful GOAWAY): RFC 9113 §8.7 guarantees it was not processed.
+ * - `closed`: the connection closed or reset before any response byte: the race of a reused
+ *   keep-alive connection the origin had just closed (nginx resends on a cached connection's error
+ *   the same way, without counting a failure).
+ */
+export type UnansweredTry = 'refused' | 'closed';
+
+/**
+ * The UnansweredTry an undici error of a try means, or undefined. `closed` needs undici's socket
+ * facts to show a connection that had answered before (bytes read): a reused one. A new connection
+ * that closes on a request is the target's failure, retried elsewhere as usual.
+ */
+export function unansweredTry(err: { code?: string; message?: string; socket?: { bytesRead?: number } }): UnansweredTry | undefined {
+  const code = err.code ?? '';
+  if (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(err.message ?? '')) return 'refused';
+  if (code === 'UND_ERR_SOCKET' && (err.socket?.bytesRead ?? 0) > 0) return 'closed';
+  return undefined;
+}
+
+/**
+ * Whether a try that ended `why` may be resent: a refused stream whenever its body can be replayed;
+ * a closed connection only for idempotent methods, whose repeat is harmless should the origin
+ * have seen it after all.
+ */
+export function mayResend(why: UnansweredTry | undefined, method: string, body: BodyMode): boolean {
+  if (why === undefined || body === 'streamed') return false;
+  return why === 'refused' || IDEMPOTENT.has(method);
+}
+
+/**
  * Whether to buffer a request body so that it can be replayed: only for idempotent methods (a
  * POST is never resent after it reached a target) with a Content-Length within `retry_body_limit`.
  */

@@ -180,6 +180,37 @@ describe('HTTP/2 upstreams', () => {
     expect(h1.text).toBe('h2 origin GET /h1 0');
   });
 
+  it("an origin's graceful GOAWAY (NO_ERROR, as nginx's keepalive_requests or gRPC's max connection age) lets its streams finish and the next requests go to a new connection", async () => {
+    // Every third stream on a session: the origin starts a graceful close (GOAWAY, NO_ERROR), then
+    // answers 100 ms later, while other requests are in flight on the same session.
+    const server = http2.createServer();
+    let streams = 0;
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => sessions.add(s));
+    server.on('stream', (stream, headers) => {
+      const n = ++streams;
+      if (n % 3 === 0) stream.session?.close();
+      setTimeout(() => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200 });
+        stream.end(`answer ${headers[':path']}`);
+      }, n % 3 === 0 ? 100 : 20);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      for (const s of sessions) s.destroy();
+      server.close();
+    });
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { port } = await startProxy(h2cConfig(address, '', '    protocol: http2\n    retries: 0\n    passive: { max_fails: 1, cooldown: 30s }\n'));
+    for (let round = 0; round < 3; round++) {
+      const batch = await Promise.all(Array.from({ length: 4 }, (_, i) => request(port, { path: `/r${round}/${i}` })));
+      expect(batch.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(batch.map((r) => r.text)).toEqual([0, 1, 2, 3].map((i) => `answer /r${round}/${i}`));
+    }
+    expect(sessions.size).toBeGreaterThan(1);
+  });
+
   it('protocol: http2 over TLS (ALPN h2) with the upstream CA', async () => {
     const pki = makePki();
     const leaf = pki.leaf('origin', ['origin.test']);

@@ -95,3 +95,38 @@ describe('upstream retries and failover', () => {
     expect(res.headers['x-origin']).toBe('good');
   });
 });
+
+describe('a keep-alive connection the origin closed as the request arrived', () => {
+  /** An origin that answers the first request of each connection and closes the connection when the next one arrives (an idle timeout racing the request). */
+  async function closesOnSecond(): Promise<Origin & { requests: string[] }> {
+    const requests: string[] = [];
+    const origin = await startOrigin((req, res) => {
+      const socket = req.socket as net.Socket & { sgServed?: number };
+      socket.sgServed = (socket.sgServed ?? 0) + 1;
+      requests.push(`${req.method} ${req.url} #${socket.sgServed}`);
+      if (socket.sgServed > 1) return socket.destroy();
+      res.end('fresh');
+    }, 'racy');
+    return Object.assign(origin, { requests });
+  }
+
+  it('a GET is sent again on a new connection (not a 502, not a retry, not a failure), as nginx does for a cached connection', async () => {
+    const origin = await closesOnSecond();
+    const { port } = await startProxy(config([origin.address], '    retries: 0\n').replace('max_fails: 0', 'max_fails: 1, cooldown: 30s'));
+    for (let i = 0; i < 4; i++) {
+      const res = await request(port, { path: `/g${i}` });
+      expect(res.status, `request ${i}`).toBe(200);
+      expect(res.text).toBe('fresh');
+    }
+    // each request after the first met a reused connection at least once, and was answered on a fresh one
+    for (let i = 1; i < 4; i++) expect(origin.requests.filter((r) => r.startsWith(`GET /g${i} `)).at(-1)).toBe(`GET /g${i} #1`);
+  });
+
+  it('a POST is not sent twice: 502', async () => {
+    const origin = await closesOnSecond();
+    const { port } = await startProxy(config([origin.address], '    retries: 0\n'));
+    expect((await request(port, { path: '/g' })).status).toBe(200);
+    expect((await request(port, { method: 'POST', path: '/p', body: 'once' })).status).toBe(502);
+    expect(origin.requests.filter((r) => r.startsWith('POST'))).toHaveLength(1);
+  });
+});
