@@ -304,8 +304,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
         path: this.#upstreamPath,
         method: this.#method,
         headers: this.#upstreamHeaders,
+        // The endpoint's TLS name, not the Host header's (upstream/connector.ts); undici's Request takes it, its types omit it.
+        servername: target.servername,
         body: this.#replay ?? (this.#hasBody ? (this.#body as unknown as import('node:stream').Readable) : null),
-      },
+      } as Dispatcher.DispatchOptions,
       this,
     );
   }

@@ -10,6 +10,7 @@ import type { Candidate } from './balancer.ts';
 import { TargetHealth, type HealthPolicy } from './health.ts';
 import type { TlsConnect } from './tls-options.ts';
 import { protocolConnectOptions, protocolPoolOptions } from './protocol-options.ts';
+import { endpointConnector } from './connector.ts';
 
 /** Time constant of the latency average's decay, ms. */
 const DECAY_MS = 10_000;
@@ -26,6 +27,8 @@ export class Endpoint implements Candidate {
   readonly weight: number;
   readonly origin: string;
   readonly connect: TlsConnect | undefined;
+  /** The `servername` every request to this endpoint carries (connector.ts); undefined without TLS. */
+  readonly servername: string | undefined;
   readonly pool: Pool;
   readonly health: TargetHealth;
   /** Requests currently dispatched to this endpoint. */
@@ -44,16 +47,19 @@ export class Endpoint implements Candidate {
     this.connect = opts.connect;
     this.origin = `${config.tls ? 'https' : 'http'}://${hostPart}:${opts.port}`;
     this.health = new TargetHealth(opts.policy);
+    const pool = protocolPoolOptions(config);
+    const connector = endpointConnector({ host: opts.host, tls: opts.connect, connectTimeoutMs: config.timeouts.connect, allowH2: pool.allowH2 === true, useH2c: protocolConnectOptions(config).useH2c === true });
+    this.servername = connector.servername;
     this.pool = new Pool(this.origin, {
       connections: config.connections > 0 ? config.connections : null,
-      ...protocolPoolOptions(config),
+      ...pool,
       keepAliveTimeout: config.timeouts.idle,
       keepAliveMaxTimeout: config.timeouts.idle,
       // timeouts.read is the exchange's own millisecond timer; undici's (ticking every ~0.5 s, and
       // able to fire that much early) is only a backstop a second later.
       headersTimeout: config.timeouts.read > 0 ? config.timeouts.read + 1000 : 0,
       bodyTimeout: config.timeouts.read > 0 ? config.timeouts.read + 1000 : 0,
-      connect: { timeout: config.timeouts.connect, ...protocolConnectOptions(config), ...opts.connect },
+      connect: connector.connect,
     });
   }
 

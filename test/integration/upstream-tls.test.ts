@@ -115,6 +115,54 @@ describe('TLS to upstreams', () => {
     expect(o.seen).toHaveLength(1);
   });
 
+  it("the TLS name is the upstream's, never the client's Host: tls.sni whatever the Host, else (an IP target) no SNI and a check against the IP, on one kept-alive connection", async () => {
+    const o = await startTlsOrigin('o');
+    const named = await startLoggedProxy(config(o.address, `{ sni: one.one.one.one, ca: "${ca.certPath}" }`));
+    for (const host of ['two.example', 'evil.test', 'localhost']) expect((await request(named.port, { host })).status).toBe(200);
+    expect(o.seen.map((s) => s.sni)).toEqual(['one.one.one.one', 'one.one.one.one', 'one.one.one.one']);
+    // An IP target without tls.sni: the certificate has IP:127.0.0.1, so any Host works, with no SNI and no reconnect per Host.
+    const ip = await startTlsOrigin('ip');
+    const bare = await startLoggedProxy(config(ip.address, `{ ca: "${ca.certPath}" }`));
+    for (const host of ['two.example', 'one.one.one.one', 'two.example', 'localhost']) expect((await request(bare.port, { host })).status).toBe(200);
+    expect(ip.seen.map((s) => s.sni)).toEqual(['', '', '', '']);
+    expect(Object.fromEntries(ip.connections)).toEqual({ '': 1 });
+  });
+
+  it('an IP target whose certificate names only a host is refused even when the client sends that Host (no verification by Host)', async () => {
+    const nameOnly = ca.issue('name-only', 'DNS:origin.test');
+    const server = https.createServer({ cert: nameOnly.cert, key: nameOnly.key }, (_req, res) => res.end('reached\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => closeServer(server));
+    const address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const bare = await startLoggedProxy(config(address, `{ ca: "${ca.certPath}" }`));
+    expect((await request(bare.port, { host: 'origin.test' })).status).toBe(502);
+    const withSni = await startLoggedProxy(config(address, `{ sni: origin.test, ca: "${ca.certPath}" }`));
+    expect((await request(withSni.port, { host: 'anything.test' })).status).toBe(200);
+  });
+
+  it('timeouts.connect covers the TLS handshake and is kept to the millisecond: a silent origin gets 504 after about 200 ms', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = (await import('node:net')).createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      for (const s of sockets) s.destroy();
+      return closeServer(silent);
+    });
+    const address = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const { port, lines } = await startLoggedProxy(config(address, '{ verify: false }').replace('    tls:', '    timeouts: { connect: 200ms }\n    retries: 0\n    tls:'));
+    const t0 = performance.now();
+    const res = await request(port);
+    const ms = performance.now() - t0;
+    expect(res.status).toBe(504);
+    expect(ms).toBeGreaterThanOrEqual(190);
+    // undici's own timer fired after about a second for settings of 100-300 ms
+    expect(ms).toBeLessThan(800);
+    expect(lines.some((l) => String(l.err ?? l.msg).includes('timeouts.connect (200 ms)'))).toBe(true);
+  });
+
   it('two upstreams to one address with different SNI never share a connection', async () => {
     const o = await startTlsOrigin('o');
     const yaml = `listen:\n  - address: 127.0.0.1:0\nlog: { access_log: false }\nupstreams:\n  one:\n    targets: ["${o.address}"]\n    tls: { sni: one.one.one.one, ca: "${ca.certPath}" }\n  two:\n    targets: ["${o.address}"]\n    tls: { sni: two.example, ca: "${ca.certPath}" }\nroutes:\n  - { match: { path_prefix: /one/ }, upstream: one }\n  - { match: { path_prefix: /two/ }, upstream: two }\n`;
