@@ -18,7 +18,7 @@ import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
-import { forwardResponseHeaders, scriptFramedHeaders, withoutHeaders } from './hop-by-hop.ts';
+import { forwardResponseHeaders, headerIn, scriptFramedHeaders, withoutHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
 import { matchRoute, maxForwards, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type RequestPlan } from './request-prelude.ts';
 import { watchBodyProgress } from './body-timeout.ts';
@@ -37,6 +37,7 @@ import { readReplayBody } from '../upstream/replay-body.ts';
 /** Response headers the proxy replaces (its own X-Request-Id) or drops (a 204's length, a body changed by a script). */
 const REQUEST_ID = new Set(['x-request-id']);
 const CONTENT_LENGTH = new Set(['content-length']);
+const ACCEPT_ENCODING = new Set(['accept-encoding']);
 
 /** What an exchange needs from its listener. */
 export interface ListenerContext {
@@ -53,6 +54,12 @@ export interface ListenerContext {
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 /** undici fails a 204/304 that carries a Content-Length (RFC 9110 §8.6 allows it on a 304) once the head is through. */
 const BODILESS_LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+/** True for a Content-Encoding other than identity. */
+function isEncoded(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const v = (Array.isArray(value) ? value.join(',') : value).trim().toLowerCase();
+  return v !== '' && v !== 'identity';
+}
 /** Resends of unanswered tries per request (refused streams, keep-alive connections closed under the request). */
 const MAX_RESENDS = 4;
 
@@ -100,6 +107,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The response side of a route with body_filter (scripted-response.ts). */
   #stage: ScriptedResponse | undefined;
   #headOnly = false;
+  /** A script changed the method to HEAD: the client, which did not ask for HEAD, gets an empty body with Content-Length 0. */
+  #headForGet = false;
   /** The upstream answered 204 or 304: no body follows, whatever its Content-Length says. */
   #bodiless = false;
   #responseHeaders: string[] = [];
@@ -251,10 +260,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const path = plan.path;
     this.#upstreamPath = plan.query ? `${path}?${plan.query}` : path;
     const via = this.#gen.config.via;
-    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme, via && viaEntry(req.httpVersion, via));
+    // body_filter reads text: the client's Accept-Encoding does not go upstream, so the origin
+    // answers uncompressed (nginx users write `proxy_set_header Accept-Encoding ""` for this).
+    // One a script set itself goes.
+    if (this.#bodyFilter && req.headers['accept-encoding'] !== undefined && headerIn(plan.headers, 'accept-encoding') === req.headers['accept-encoding']) plan.headers = withoutHeaders(plan.headers, ACCEPT_ENCODING);
+    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme, via && viaEntry(req.httpVersion, via), req.socket.localPort);
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     if (this.#tracing) this.#tracing.upstreamHeaders(this.#upstreamHeaders);
     this.#headOnly = this.#method === 'HEAD';
+    // A script made the request a HEAD: the origin's answer has no body, whatever length it names.
+    this.#headForGet = this.#headOnly && req.method !== 'HEAD';
     if (this.#hasBody && !this.#replay) {
       // Chunked bodies (and every body under a size limit) go through a counter; Content-Length ones are counted by the header.
       if (maxBody > 0 || cl === undefined) this.#body = this.#bodyCounter = limitBody(req, maxBody);
@@ -296,6 +311,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#target = target;
     target.inFlight++;
+    // A request without Host (HTTP/1.0): the target names itself, as nginx's $proxy_host.
+    if (this.#upstreamHeaders[1] === '' && this.#upstreamHeaders[0] === 'host') this.#upstreamHeaders[1] = target.target;
     this.#tDispatch = performance.now();
     if (this.#firstTry < 0) this.#firstTry = this.#tDispatch;
     if (this.#tracing) this.#tracing.upstreamTry(this.#upstreamHeaders, this.#upstream!.name, target.address, this.#retries);
@@ -376,6 +393,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     out.push('x-request-id', this.#id);
     const via = this.#gen.config.via;
     if (via) out.push('via', viaEntry(this.#upstream!.config.protocol === 'http2' ? '2.0' : '1.1', via));
+    if (this.#headForGet && !NO_BODY_STATUS(status)) out = withoutHeaders(out, CONTENT_LENGTH).concat('content-length', '0');
     if (status === 204 || status === 304) {
       this.#bodiless = true;
       // A 204 never has a Content-Length (RFC 9110 §8.6); a 304's is the selected representation's, kept.
@@ -383,6 +401,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     // gRPC bodies are length-prefixed protobuf frames: body_filter never applies to them.
     if (this.#headOnly || NO_BODY_STATUS(status) || this.#grpc) this.#bodyFilter = false;
+    // A compressed body (an origin that compresses unasked) is not text body_filter can read: it
+    // passes unchanged, as nginx's sub_filter passes it, rather than be mangled.
+    if (this.#bodyFilter && isEncoded(headers['content-encoding'])) this.#bodyFilter = false;
     if (this.#bodyFilter) {
       // header_filter + body_filter go through the stage, which batches them into few crossings.
       if (headers.date !== undefined) this.#res.sendDate = false;
@@ -399,7 +420,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         if (head) {
           scripted = true;
           // The body goes on unchanged, so its length stays the upstream's (none for a 204 the script made).
-          const length = head.status === 204 ? undefined : (headers['content-length'] as string | undefined);
+          const length = head.status === 204 ? undefined : this.#headForGet ? '0' : (headers['content-length'] as string | undefined);
           out = scriptFramedHeaders(head.headers, length);
           if (head.status !== status) message = undefined;
           outStatus = head.status;

@@ -56,7 +56,13 @@ export interface Refusal {
 export type ScriptExit = Extract<RequestPhasesResult, { action: 'exit' }>;
 
 /** Headers the proxy sets itself upstream; incoming copies are dropped (XFF is appended to). */
-const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'expect']);
+const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'expect']);
+/**
+ * Underscore spellings of the headers the proxy sets (`X_Forwarded_Proto`): CGI/WSGI frameworks
+ * read `_` and `-` alike (both become HTTP_X_FORWARDED_PROTO), so a client's copy would sit beside
+ * the proxy's value and could win. Dropped, as nginx drops every name with `_` by default.
+ */
+const PROXY_SET_UNDERSCORED = new Set(['x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host', 'x_forwarded_port', 'x_request_id']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
@@ -261,11 +267,12 @@ export function viaEntry(httpVersion: string, name: string): string {
 
 /**
  * The header list that goes upstream: the (possibly script-changed) end-to-end headers, Host
- * (a script's choice, else the route's upstream_host, else the client's), X-Forwarded-*,
- * X-Request-Id, `via` (a Via entry to add after the client's, when on) and Max-Forwards counted
- * down for OPTIONS/TRACE.
+ * (a script's choice, else the route's upstream_host, else the client's; '' when there is none,
+ * which the exchange fills with the target per try), X-Forwarded-For/-Proto/-Host/-Port (the port
+ * the client connected to, `serverPort`), X-Request-Id, `via` (a Via entry to add after the
+ * client's, when on) and Max-Forwards counted down for OPTIONS/TRACE.
  */
-export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'http' | 'https', via?: string): string[] {
+export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'http' | 'https', via?: string, serverPort?: number): string[] {
   const clientHost = plan.hostHeader;
   const headers = plan.headers;
   let host = plan.route!.config.upstream_host ?? clientHost;
@@ -279,6 +286,7 @@ export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'ht
       continue;
     }
     if (name === 'x-request-id') continue;
+    if (name.includes('_') && PROXY_SET_UNDERSCORED.has(name.replace(/-/g, '_'))) continue;
     if (name === 'max-forwards' && (plan.method === 'OPTIONS' || plan.method === 'TRACE') && /^\d{1,10}$/.test(headers[i + 1]!)) {
       out.push(name, String(Math.max(0, Number(headers[i + 1]) - 1)));
       continue;
@@ -290,6 +298,7 @@ export function upstreamHeaders(plan: RequestPlan, clientIp: string, scheme: 'ht
   out.push('x-forwarded-for', xff ? `${xff}, ${clientIp}` : clientIp);
   out.push('x-forwarded-proto', scheme);
   if (clientHost) out.push('x-forwarded-host', clientHost);
+  if (serverPort) out.push('x-forwarded-port', String(serverPort));
   out.push('x-request-id', plan.id);
   return out;
 }

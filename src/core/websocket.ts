@@ -250,7 +250,7 @@ class UpgradeExchange {
     this.#upstream = upstream;
     const clientIp = req.socket.remoteAddress ?? '';
     const via = this.#gen.config.via;
-    const headers = client.upgradeRequest(upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via)));
+    const headers = client.upgradeRequest(upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via), req.socket.localPort));
     const hashKey = upstream.hashKey({ headers, clientIp, path: plan.path });
     this.#connecting = connectUpstream(upstream, { hashKey, alpn: ['http/1.1'] }, (err, conn) => {
       this.#connecting = undefined;

@@ -156,6 +156,28 @@ describe('X-Forwarded-* and Host', () => {
     expect(pairs(origin.seen[0]!.rawHeaders).filter(([n]) => n === 'host')).toEqual([['host', 'one.one.one.one']]);
     expect(origin.seen[0]!.headers['x-forwarded-host']).toBe('client.test');
   });
+
+  it('X-Forwarded-Port is the port the client connected to; client copies of it, and underscore spellings of the proxy-set headers, are dropped', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    await rawRequest(
+      port,
+      'GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Port: 443\r\nX_Forwarded_Proto: https\r\nX_Forwarded_Host: evil.test\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded_Port: 1\r\nX_Request_Id: forged\r\nX_Custom: kept\r\nConnection: close\r\n\r\n',
+      2000,
+    );
+    const seen = pairs(origin.seen[0]!.rawHeaders);
+    expect(seen.filter(([n]) => n.replace(/_/g, '-').startsWith('x-forwarded-') || n.replace(/_/g, '-') === 'x-request-id').map(([n]) => n).sort()).toEqual(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-request-id']);
+    expect(origin.seen[0]!.headers['x-forwarded-port']).toBe(String(port));
+    expect(origin.seen[0]!.headers['x_custom']).toBe('kept');
+  });
+
+  it('an HTTP/1.0 request without Host goes upstream with the target as Host, never an empty one', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]));
+    const res = await rawRequest(port, 'GET /old HTTP/1.0\r\n\r\n', 2000);
+    expect(statusOf(res.text)).toBe(200);
+    expect(origin.seen[0]!.headers.host).toBe(origin.address);
+  });
 });
 
 describe('X-Request-Id', () => {

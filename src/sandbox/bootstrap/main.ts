@@ -195,7 +195,9 @@ function bodyOf(s: RequestState | undefined, sid: number, init: string, record: 
       if (record) s.response = responseFromRecord(record, true);
     }
     const ret = runPhase(s, PHASE_ID.body_filter, chunk, eof);
-    if (ret !== undefined && ret !== null) {
+    // The chunk handed back as it came is unchanged: its original bytes go on, so a body that is
+    // not UTF-8 (binary, an unknown charset) survives a filter that only looks at it.
+    if (ret !== undefined && ret !== null && ret !== chunk) {
       if (typeof ret !== 'string' && !(ret instanceof Uint8Array)) {
         throw new ScriptResultError(`${s.route.keys[PHASE_ID.body_filter]} returned ${typeof ret}: body_filter returns a string, a Uint8Array or nothing`);
       }

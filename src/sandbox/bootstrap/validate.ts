@@ -47,7 +47,10 @@ export function headerValue(name: string, value: unknown): string {
 
 export function method(v: unknown): string {
   if (typeof v !== 'string' || v.length > 32 || !TOKEN.test(v)) throw new TypeError(`invalid method ${show(v)}`);
-  return v.toUpperCase();
+  const m = v.toUpperCase();
+  // CONNECT opens a tunnel, not a request a reverse proxy can forward (the listener refuses it too).
+  if (m === 'CONNECT') throw new TypeError('method CONNECT cannot be set: it opens a tunnel, which scriptgate does not forward');
+  return m;
 }
 
 /** `v` with every run of non-ASCII characters percent-encoded as UTF-8; a lone surrogate throws. */

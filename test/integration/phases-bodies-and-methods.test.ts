@@ -1,0 +1,88 @@
+/**
+ * body_filter and request-method changes against what real origins send: a body that is not
+ * UTF-8 survives a filter that hands the chunk back, body_filter routes ask the origin for an
+ * uncompressed body (and leave a compressed one alone), a rewrite that turns a GET into a HEAD
+ * answers the client with an empty body that keeps the connection in step, and CONNECT cannot be set.
+ */
+import { gzipSync, gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, request, startOrigin, startProxy, statusOf, type Origin } from '../helpers/servers.ts';
+
+function config(origin: Origin, route: string): string {
+  return `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\nroutes:\n  - name: r\n    upstream: up\n${route}`;
+}
+
+const BINARY = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80]);
+
+describe('body_filter and the bytes it is given', () => {
+  it('a filter that hands the chunk back unchanged passes a body that is not UTF-8 byte for byte', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(BINARY);
+    });
+    const { port } = await startProxy(config(origin, '    body_filter_by_script: bf.ts\n'), {
+      'bf.ts': 'export default function (ctx: any, chunk: string) { ctx.vars.seen = (ctx.vars.seen ?? 0) + chunk.length; return chunk; }',
+    });
+    const res = await request(port, { path: '/bin' });
+    expect(res.status).toBe(200);
+    expect(res.body.equals(BINARY)).toBe(true);
+  });
+
+  it("on a body_filter route the client's Accept-Encoding does not go upstream (one a script sets does); other routes pass it", async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(
+      config(origin, '    match: { path_prefix: /f/ }\n    rewrite_by_script: rw.ts\n    body_filter_by_script: bf.ts\n  - name: plain\n    upstream: up\n'),
+      {
+        'rw.ts': 'export default function (ctx: any) { if (ctx.request.headers.has("x-own")) ctx.request.headers.set("accept-encoding", "br"); }',
+        'bf.ts': 'export default function (ctx: any, chunk: string) { return chunk.toUpperCase(); }',
+      },
+    );
+    await request(port, { path: '/f/a', headers: { 'accept-encoding': 'gzip, br' } });
+    await request(port, { path: '/f/b', headers: { 'accept-encoding': 'gzip', 'x-own': '1' } });
+    await request(port, { path: '/plain', headers: { 'accept-encoding': 'gzip' } });
+    expect(origin.seen.map((s) => s.headers['accept-encoding'])).toEqual([undefined, 'br', 'gzip']);
+  });
+
+  it('a compressed body an origin sends anyway passes through body_filter untouched, with its Content-Encoding', async () => {
+    const zipped = gzipSync('hello compressed world\n');
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip', 'content-length': String(zipped.length) });
+      res.end(zipped);
+    });
+    const { port } = await startProxy(config(origin, '    body_filter_by_script: bf.ts\n'), {
+      'bf.ts': 'export default function (ctx: any, chunk: string) { return chunk.toUpperCase(); }',
+    });
+    const res = await request(port, { path: '/z', headers: { 'accept-encoding': 'gzip' } });
+    expect(res.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(res.body).toString()).toBe('hello compressed world\n');
+  });
+});
+
+describe('request methods a script sets', () => {
+  it('a GET a rewrite turned into a HEAD gets an empty body with Content-Length 0, and the next request on the connection is answered in step', async () => {
+    const origin = await startOrigin((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '11' });
+      res.end(req.method === 'HEAD' ? undefined : 'full body\n!');
+    });
+    const { port } = await startProxy(config(origin, '    rewrite_by_script: rw.ts\n'), {
+      'rw.ts': 'export default function (ctx: any) { if (ctx.request.path === "/probe") ctx.request.method = "HEAD"; }',
+    });
+    const raw = await rawRequest(port, 'GET /probe HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    const answers = raw.text.split(/(?=HTTP\/1\.1 )/);
+    expect(answers).toHaveLength(2);
+    expect(statusOf(answers[0]!)).toBe(200);
+    expect(answers[0]).toMatch(/\r\ncontent-length: 0\r\n/i);
+    expect(answers[0]!.endsWith('\r\n\r\n')).toBe(true);
+    expect(answers[1]!.endsWith('\r\n\r\nfull body\n!')).toBe(true);
+    expect(origin.seen.map((s) => s.method)).toEqual(['HEAD', 'GET']);
+  });
+
+  it('setting the method to CONNECT is refused at the script (500), nothing reaches the origin', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config(origin, '    rewrite_by_script: rw.ts\n'), {
+      'rw.ts': 'export default function (ctx: any) { ctx.request.method = "connect"; }',
+    });
+    expect((await request(port, { path: '/c' })).status).toBe(500);
+    expect(origin.seen).toHaveLength(0);
+  });
+});
