@@ -23,7 +23,7 @@ import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
 import { watchConfigFolders } from './watch.ts';
 import { reopenAccessLogs } from '../observability/access-log.ts';
-import { handOver, receiveHandles } from './upgrade.ts';
+import { handOver, listenerKey, receiveHandles } from './upgrade.ts';
 
 /** Number of worker processes for a config's `workers` value. */
 export function workerCount(workers: number | 'auto'): number {
@@ -47,7 +47,7 @@ function countReload(result: ReloadResult): ReloadResult {
 
 /** Runs the proxy in this process until SIGTERM (drain) or SIGINT (fast); resolves once listening. */
 export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
-  const inherited = cluster.isWorker ? { listeners: [] } : await receiveHandles();
+  const inherited: Awaited<ReturnType<typeof receiveHandles>> = cluster.isWorker ? { listeners: new Map() } : await receiveHandles();
   const server = await ProxyServer.start(loaded, logger, inherited.listeners);
   let adminServer: import('node:http').Server | undefined;
   const reload = createReloader(server, loaded.file, logger);
@@ -86,7 +86,12 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   if (!cluster.isWorker) {
     process.on('SIGUSR2', () => {
       if (stopping) return;
-      void handOver([...server.listeners.map((l) => l.server), ...server.streams.map((s) => s.server)], adminServer, logger).then((ok) => {
+      const bound = server.bound;
+      const sockets = [
+        ...server.listeners.map((l, i) => ({ key: listenerKey('http', bound.listen[i]!.address), server: l.server })),
+        ...server.streams.map((s, i) => ({ key: listenerKey('stream', bound.streams[i]!.address), server: s.server })),
+      ];
+      void handOver(sockets, adminServer, logger).then((ok) => {
         if (ok) {
           adminServer?.close();
           stop(true);

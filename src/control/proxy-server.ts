@@ -14,6 +14,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { Listener } from '../core/listener.ts';
 import { StreamListener } from '../core/stream-listener.ts';
 import { buildGeneration, type Generation } from './generation.ts';
+import { listenerKey } from './upgrade.ts';
 
 export class ProxyServer {
   #current: Generation;
@@ -55,20 +56,27 @@ export class ProxyServer {
   }
 
   /**
-   * Builds the first generation and binds every listener (or takes over `inherited` listening
-   * sockets, in config order, during a zero-downtime upgrade). Throws ConfigError or a listen error.
+   * Builds the first generation and binds every listener, or, during a zero-downtime upgrade,
+   * takes over the `inherited` listening socket of the same address (upgrade.ts `listenerKey`);
+   * inherited sockets the config no longer has are closed. Throws ConfigError or a listen error.
    */
-  static async start(loaded: LoadedConfig, logger: Logger, inherited: Array<Server | undefined> = []): Promise<ProxyServer> {
+  static async start(loaded: LoadedConfig, logger: Logger, inherited: ReadonlyMap<string, Server> = new Map()): Promise<ProxyServer> {
     const gen = await buildGeneration(loaded, logger);
     const server = new ProxyServer(gen, logger);
+    const unused = new Map(inherited);
+    const take = (key: string): Server | undefined => {
+      const handle = unused.get(key);
+      unused.delete(key);
+      return handle;
+    };
     try {
-      for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(inherited[i]));
-      // Stream listeners bind afresh (a zero-downtime upgrade does not hand them over yet).
-      // Inherited sockets come in config order: the HTTP listeners, then the streams.
-      for (const [i, s] of server.streams.entries()) server.streamPorts.push(await s.listen(inherited[server.listeners.length + i]));
+      for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(take(listenerKey('http', gen.config.listen[i]!.address))));
+      for (const [i, s] of server.streams.entries()) server.streamPorts.push(await s.listen(take(listenerKey('stream', gen.config.streams[i]!.address))));
     } catch (err) {
       await server.shutdown(false);
       throw err;
+    } finally {
+      for (const handle of unused.values()) handle.close();
     }
     logger.info({ generation: gen.id, listen: gen.config.listen.map((l, i) => `${l.address.replace(/:\d+$/, '')}:${server.ports[i]}`) }, 'scriptgate listening');
     return server;

@@ -4,6 +4,9 @@
  * arguments, and hands it its listening sockets over IPC. Once the new process accepts on them the
  * old one stops accepting, finishes its in-flight requests and exits; no connection is refused
  * because the sockets never close. If the new process fails to start, the old one keeps serving.
+ * Sockets are matched by the address the config gives them (as nginx matches inherited sockets),
+ * not by position: a reordered `listen` list keeps each port's protocol, a new address is bound
+ * afresh, and one the new config no longer has is closed (ProxyServer.start).
  * (A cluster instead replaces its workers one by one: see cluster.ts.)
  */
 import { spawn } from 'node:child_process';
@@ -17,14 +20,21 @@ export const INSTANCE_ENV = 'SCRIPTGATE_INSTANCE';
 interface HandleMessage {
   type: 'scriptgate:handle';
   kind: 'listener' | 'admin';
-  index: number;
+  /** The listener's key (`listenerKey`); '' for the admin socket. */
+  key: string;
+}
+
+/** What a listening socket is known by across an upgrade: its kind and its configured address. */
+export function listenerKey(kind: 'http' | 'stream', address: string): string {
+  return `${kind} ${address}`;
 }
 
 /**
- * Old side. Starts the successor and hands it `listeners` (config order) and `admin`. Resolves
- * true once the successor is listening (the caller then drains and exits), false if it failed.
+ * Old side. Starts the successor and hands it `listeners` (each with its `listenerKey`) and
+ * `admin`. Resolves true once the successor is listening (the caller then drains and exits), false
+ * if it failed.
  */
-export function handOver(listeners: Server[], admin: Server | undefined, logger: Logger): Promise<boolean> {
+export function handOver(listeners: ReadonlyArray<{ key: string; server: Server }>, admin: Server | undefined, logger: Logger): Promise<boolean> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
@@ -40,8 +50,8 @@ export function handOver(listeners: Server[], admin: Server | undefined, logger:
     };
     child.on('message', (msg: { type?: string }) => {
       if (msg?.type === 'scriptgate:upgrade-ready') {
-        listeners.forEach((server, index) => child.send({ type: 'scriptgate:handle', kind: 'listener', index } satisfies HandleMessage, server));
-        if (admin) child.send({ type: 'scriptgate:handle', kind: 'admin', index: 0 } satisfies HandleMessage, admin);
+        for (const { key, server } of listeners) child.send({ type: 'scriptgate:handle', kind: 'listener', key } satisfies HandleMessage, server);
+        if (admin) child.send({ type: 'scriptgate:handle', kind: 'admin', key: '' } satisfies HandleMessage, admin);
         child.send({ type: 'scriptgate:handles-done' });
       } else if (msg?.type === 'scriptgate:listening') {
         logger.info({ successor: child.pid }, 'upgrade: the new process is serving; draining and exiting');
@@ -57,25 +67,25 @@ export function handOver(listeners: Server[], admin: Server | undefined, logger:
   });
 }
 
-/** New side: when started by `handOver`, receives the listening sockets; otherwise resolves empty. */
-export function receiveHandles(): Promise<{ listeners: Server[]; admin?: Server }> {
-  if (!process.env[UPGRADE_ENV] || !process.send) return Promise.resolve({ listeners: [] });
+/** New side: when started by `handOver`, receives the listening sockets by key; otherwise resolves empty. */
+export function receiveHandles(): Promise<{ listeners: Map<string, Server>; admin?: Server }> {
+  if (!process.env[UPGRADE_ENV] || !process.send) return Promise.resolve({ listeners: new Map() });
   delete process.env[UPGRADE_ENV];
   return new Promise((resolve) => {
-    const listeners: Server[] = [];
+    const listeners = new Map<string, Server>();
     let admin: Server | undefined;
     const onMessage = (msg: HandleMessage | { type: string }, handle?: Server) => {
       if (msg.type === 'scriptgate:handle' && handle) {
         const m = msg as HandleMessage;
-        if (m.kind === 'listener') listeners[m.index] = handle;
+        if (m.kind === 'listener') listeners.set(m.key, handle);
         else admin = handle;
       } else if (msg.type === 'scriptgate:handles-done') {
         done({ listeners, admin });
       }
     };
     // The old process went away before handing over: bind the addresses afresh.
-    const onDisconnect = () => done({ listeners: [] });
-    const done = (result: { listeners: Server[]; admin?: Server }) => {
+    const onDisconnect = () => done({ listeners: new Map() });
+    const done = (result: { listeners: Map<string, Server>; admin?: Server }) => {
       process.off('message', onMessage);
       process.off('disconnect', onDisconnect);
       resolve(result);
