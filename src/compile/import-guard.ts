@@ -12,14 +12,10 @@
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import type { Plugin } from 'esbuild';
+import { isInside } from './display-path.ts';
 
 export const RUNTIME_API_MODULE = 'scriptgate/runtime-api';
 
-/** True when `file` is `dir` itself or lies below it. */
-export function isInside(dir: string, file: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
 
 export function importGuard(scriptsDir: string, realScriptsDir: string = scriptsDir): Plugin {
   return {

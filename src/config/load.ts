@@ -12,6 +12,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { configSchema, crossCheck, type Config } from './schema.ts';
 import { ProxyError } from '../errors.ts';
+import { displayPath } from '../compile/display-path.ts';
 
 export interface LoadedConfig {
   config: Config;
@@ -49,10 +50,6 @@ export function formatPath(p: readonly PropertyKey[]): string {
   return out;
 }
 
-function displayName(file: string): string {
-  const rel = path.relative(process.cwd(), file);
-  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
-}
 
 /** Line (1-based) of the deepest node along `p` that exists in the document. */
 function lineOf(doc: Document, lines: LineCounter, p: readonly PropertyKey[]): number {
@@ -65,7 +62,7 @@ function lineOf(doc: Document, lines: LineCounter, p: readonly PropertyKey[]): n
 
 /** Parses and validates config text; `file` is used for messages and relative paths. */
 export function parseConfig(text: string, file: string): LoadedConfig {
-  const shown = displayName(file);
+  const shown = displayPath(file);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -99,7 +96,7 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
   try {
     text = await readFile(process.env[CONFIG_SNAPSHOT_ENV] || file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${displayName(file)}:0: cannot read config: ${(err as Error).message}`]);
+    throw new ConfigError([`${displayPath(file)}:0: cannot read config: ${(err as Error).message}`]);
   }
   return parseConfig(text, file);
 }

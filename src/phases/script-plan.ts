@@ -12,7 +12,7 @@ import { isNode, LineCounter, parseDocument } from 'yaml';
 import { formatPath, type LoadedConfig } from '../config/load.ts';
 import { PHASE_SCRIPT_KEYS, STREAM_SCRIPT_KEYS } from '../config/schema.ts';
 import { displayPath } from '../compile/display-path.ts';
-import { isInside } from '../compile/import-guard.ts';
+import { isInside } from '../compile/display-path.ts';
 import { scriptKey } from '../compile/compile-tenant.ts';
 
 export interface TenantPlan {

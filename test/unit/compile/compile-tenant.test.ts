@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileTenant } from '../../../src/compile/compile-tenant.ts';
@@ -55,6 +55,18 @@ describe('compileTenant', () => {
     const ctx = { vars: {} as Record<string, unknown> };
     table['ok.ts']!(ctx);
     expect(ctx.vars.v).toBe('A');
+  });
+
+  it("accepts a Kubernetes ConfigMap layout: scripts symlinked through `..data` into a `..<timestamp>` folder are inside", async () => {
+    const cm = path.join(dir, 'cm');
+    mkdirSync(path.join(cm, '..2026_11_27_00_00_00.1', 'lib'), { recursive: true });
+    writeFileSync(path.join(cm, '..2026_11_27_00_00_00.1', 'access.ts'), 'import { up } from "./lib/up.ts";\nexport default function (ctx: any) { ctx.vars.v = up("a"); }\n');
+    writeFileSync(path.join(cm, '..2026_11_27_00_00_00.1', 'lib', 'up.ts'), 'export const up = (s: string) => s.toUpperCase();\n');
+    symlinkSync('..2026_11_27_00_00_00.1', path.join(cm, '..data'));
+    symlinkSync('..data/access.ts', path.join(cm, 'access.ts'));
+    symlinkSync('..data/lib', path.join(cm, 'lib'));
+    const r = await compileTenant({ tenant: 'cm', scriptsDir: cm, scripts: ['access.ts'] });
+    expect(r.ok ? 'ok' : r.problems).toBe('ok');
   });
 
   it('keeps a source map back to the original files', async () => {
