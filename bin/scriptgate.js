@@ -39,6 +39,12 @@ if (!process.execArgv.includes('--no-node-snapshot')) {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));
 } else {
+  // Until the proxy installs its own handlers (control/early-signals.ts), the signals it acts on
+  // are noted, not acted on: with no listener, SIGUSR1 would open node's inspector on 127.0.0.1:9229
+  // and SIGHUP, SIGUSR2 or SIGQUIT would kill a process that is still starting.
+  const early = { seen: [], listener: (sig) => early.seen.push(sig) };
+  for (const sig of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT']) process.on(sig, early.listener);
+  globalThis.__scriptgateEarlySignals = early;
   const bundle = freshBundle();
   let main;
   if (bundle) ({ main } = await import(pathToFileURL(bundle).href));

@@ -24,6 +24,7 @@ import { createReloader, type ReloadResult } from './reload.ts';
 import { watchConfigFolders } from './watch.ts';
 import { reopenAccessLogs } from '../observability/access-log.ts';
 import { handOver, listenerKey, receiveHandles } from './upgrade.ts';
+import { endEarlySignals } from './early-signals.ts';
 
 /** Number of worker processes for a config's `workers` value. */
 export function workerCount(workers: number | 'auto'): number {
@@ -78,20 +79,27 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
       .then(() => Promise.race([flushTraces(), new Promise((r) => setTimeout(r, 2000).unref())]))
       .then(done, done);
   };
+  endEarlySignals(logger);
   process.on('SIGTERM', () => stop(true));
   process.on('SIGINT', () => stop(false));
+  // nginx's graceful stop: the same as SIGTERM here.
+  process.on('SIGQUIT', () => stop(true));
   process.on('SIGHUP', () => void doReload());
   // logrotate's signal (nginx -s reopen): access-log files are opened again by their path.
   process.on('SIGUSR1', () => reopenAccessLogs());
   if (!cluster.isWorker) {
+    let upgrading = false;
     process.on('SIGUSR2', () => {
       if (stopping) return;
+      if (upgrading) return logger.warn('SIGUSR2 ignored: an upgrade is already under way');
+      upgrading = true;
       const bound = server.bound;
       const sockets = [
         ...server.listeners.map((l, i) => ({ key: listenerKey('http', bound.listen[i]!.address), server: l.server })),
         ...server.streams.map((s, i) => ({ key: listenerKey('stream', bound.streams[i]!.address), server: s.server })),
       ];
       void handOver(sockets, adminServer, logger).then((ok) => {
+        upgrading = false;
         if (ok) {
           adminServer?.close();
           stop(true);
@@ -159,7 +167,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       }
       return;
     }
-    logger.error({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker died; starting another');
+    logger.error({ worker: worker.id, workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
     setTimeout(fork, 250).unref();
   });
   const stop = (signal: 'SIGTERM' | 'SIGINT') => {
@@ -169,8 +177,11 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
     if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
   };
+  endEarlySignals(logger);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // nginx's graceful stop: the workers drain as on SIGTERM.
+  process.on('SIGQUIT', () => stop('SIGTERM'));
 
   const clusterMetrics = new ClusterMetrics();
   let reloadId = 0;

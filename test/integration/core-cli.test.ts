@@ -147,6 +147,33 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     expect(accessLines(c).filter((l) => l.path === '/')).toHaveLength(1);
     expect(c.stdout()).not.toContain('scriptgate listening');
   });
+
+  it('SIGUSR1, SIGHUP and SIGQUIT while it starts neither open the inspector nor end it: they are logged as ignored, and it comes up', async () => {
+    const origin = await startOrigin();
+    const port = await freePort();
+    const c = cli(['start', '-c', writeConfig(proxyConfig(port, origin))]);
+    // The launcher's first lines catch these signals; wait until the kernel says SIGHUP is caught
+    // (SigCgt in /proc, bit 0; node catches SIGUSR1 natively from the start, for its inspector),
+    // still long before the proxy is ready.
+    const caught = () => {
+      const line = readFileSync(`/proc/${c.child.pid}/status`, 'utf8').match(/^SigCgt:\s*([0-9a-f]+)$/m);
+      return line !== null && (BigInt(`0x${line[1]}`) & 1n) !== 0n;
+    };
+    const deadline = Date.now() + 30_000;
+    while (!caught()) {
+      if (Date.now() > deadline || c.child.exitCode !== null) throw new Error(`no SIGHUP handler came up: ${c.stderr()}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const sig of ['SIGUSR1', 'SIGHUP', 'SIGQUIT'] as const) process.kill(c.child.pid!, sig);
+    await c.waitFor(msg('scriptgate listening'));
+    expect((await request(port)).status).toBe(200);
+    expect(c.stderr()).not.toMatch(/Debugger listening/);
+    const warn = c.lines().find((l) => String(l.msg).startsWith('signals received while starting were ignored'));
+    expect([...((warn?.signals as string[] | undefined) ?? [])].sort()).toEqual(['SIGHUP', 'SIGQUIT', 'SIGUSR1']);
+    // Once up, SIGQUIT is nginx's graceful stop.
+    process.kill(c.child.pid!, 'SIGQUIT');
+    expect((await c.exited).code).toBe(0);
+  });
 });
 
 describe('access log', { timeout: 60_000 }, () => {
