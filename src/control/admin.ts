@@ -12,7 +12,8 @@ import type { ReloadResult } from './reload.ts';
 
 export interface AdminOptions {
   address: string;
-  token?: string;
+  /** The token requests must carry, read per request so that a reload that changes it applies at once; undefined = none. */
+  token: () => string | undefined;
   logger: Logger;
   status: () => unknown;
   /** Script error report (observability/error-report.ts); in a cluster gathered from the workers. */
@@ -34,9 +35,10 @@ export function tokenMatches(header: string | undefined, token: string): boolean
   return timingSafeEqual(digest(given), digest(token));
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json', allow?: string): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
   const headers: http.OutgoingHttpHeaders = { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
+  if (allow) headers.allow = allow;
   // A 401 names the scheme it wants (RFC 9110 §11.6.1, RFC 6750 §3).
   if (status === 401) headers['www-authenticate'] = 'Bearer realm="scriptgate admin"';
   res.writeHead(status, headers);
@@ -47,7 +49,8 @@ function send(res: http.ServerResponse, status: number, body: unknown, type = 'a
 export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     req.resume();
-    if (opts.token !== undefined && !tokenMatches(req.headers.authorization, opts.token)) {
+    const token = opts.token();
+    if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
       return send(res, 401, { error: 'admin token required' });
     }
     const url = (req.url ?? '/').split('?')[0];
@@ -59,9 +62,10 @@ export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
           (err: Error) => send(res, 500, { error: err.message }),
         );
     };
-    if (req.method === 'GET' && url === '/status') return json(opts.status);
-    if (req.method === 'GET' && url === '/status/errors') return json(opts.errors);
-    if (req.method === 'GET' && url === '/metrics') {
+    const get = req.method === 'GET' || req.method === 'HEAD';
+    if (get && url === '/status') return json(opts.status);
+    if (get && url === '/status/errors') return json(opts.errors);
+    if (get && url === '/metrics') {
       opts.metrics().then(
         (text) => send(res, 200, text, opts.metricsContentType),
         (err: Error) => send(res, 500, { error: err.message }),
@@ -72,7 +76,9 @@ export async function startAdmin(opts: AdminOptions): Promise<http.Server> {
       opts.reload().then((r) => send(res, r.ok ? 200 : 422, r));
       return;
     }
-    if (url === '/status' || url === '/status/errors' || url === '/metrics' || url === '/reload') return send(res, 405, { error: 'method not allowed' });
+    // RFC 9110 §15.5.6: a 405 names the methods the resource has.
+    if (url === '/reload') return send(res, 405, { error: 'method not allowed' }, undefined, 'POST');
+    if (url === '/status' || url === '/status/errors' || url === '/metrics') return send(res, 405, { error: 'method not allowed' }, undefined, 'GET, HEAD');
     send(res, 404, { error: 'not found', endpoints: ['GET /status', 'GET /status/errors', 'GET /metrics', 'POST /reload'] });
   });
   const { host, port } = parseHostPort(opts.address)!;

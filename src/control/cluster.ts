@@ -41,6 +41,9 @@ interface ReloadReply {
   result: ReloadResult;
 }
 
+/** How long a cluster reload waits for a worker's answer before it reports that worker as silent. */
+const RELOAD_ANSWER_MS = 60_000;
+
 function countReload(result: ReloadResult): ReloadResult {
   reloadsTotal.inc({ result: result.ok ? 'success' : 'failure' });
   return result;
@@ -130,7 +133,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     adminServer = await startAdmin({
       inherited: inherited.admin,
       address: loaded.config.admin.address,
-      token: loaded.config.admin.token,
+      token: () => server.generation.config.admin?.token,
       logger,
       reload: doReload,
       metrics: () => metricsText(false),
@@ -156,9 +159,16 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   process.once('exit', () => rmSync(snapshot, { force: true }));
   const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot });
   const retiring = new Set<number>();
+  /** New workers of a rolling restart not yet listening: not replaced if they die. */
+  const probation = new Set<number>();
   cluster.on('exit', (worker, code, signal) => {
     clusterMetrics.exited(worker.id);
+    // A worker that dies during a reload is not waited for: its replacement starts on the new config.
+    for (const [id, p] of pending) if (p.waiting.delete(worker.id)) settleReload(id);
     if (retiring.delete(worker.id)) return;
+    // A new worker of a rolling restart that never came up: the restart keeps the old ones, and
+    // starting the same broken code again and again would be a crash loop.
+    if (probation.delete(worker.id)) return;
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         logger.info('all workers exited');
@@ -186,16 +196,19 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   const clusterMetrics = new ClusterMetrics();
   let reloadId = 0;
   let lastReload: ReloadResult | undefined;
-  const pending = new Map<number, { left: number; results: ReloadResult[]; done: (r: ReloadResult) => void }>();
+  /** Cluster reloads waiting for their workers' answers: by reload id, the workers yet to answer. */
+  const pending = new Map<number, { waiting: Set<number>; results: ReloadResult[]; done: (r: ReloadResult) => void }>();
+  let adminToken = loaded.config.admin?.token;
   /**
    * Reloads the cluster: the primary loads the config and compiles its scripts once (a problem
    * stops here, and no worker is asked), then every worker reloads from the compiled bundles. The
    * result is the first failure, else the last success.
    */
   let watcher: ReturnType<typeof watchConfigFolders> | undefined;
-  const reloadAll = async (): Promise<ReloadResult> => {
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    let fresh: LoadedConfig;
     try {
-      const fresh = await loadConfig(loaded.file);
+      fresh = await loadConfig(loaded.file);
       const problems = await precompileScripts(fresh, logger);
       if (problems.length) throw new ConfigError(problems);
       writeFileSync(snapshot, fresh.text, { mode: 0o600 });
@@ -206,22 +219,50 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       lastReload = countReload({ ok: false, problems, at: new Date().toISOString() });
       return lastReload;
     }
-    return askWorkersToReload();
+    const result = await askWorkersToReload();
+    if (result.ok) adminToken = fresh.config.admin?.token;
+    return result;
+  };
+  // One reload at a time, in the order asked (as one process does: reload.ts): an older, slower
+  // reload must not finish after a newer one and leave the workers on the older config.
+  let reloadChain: Promise<unknown> = Promise.resolve();
+  const reloadAll = (): Promise<ReloadResult> => {
+    const run = reloadChain.then(reloadOnce);
+    reloadChain = run.catch(() => undefined);
+    return run;
   };
   const askWorkersToReload = (): Promise<ReloadResult> =>
     new Promise((resolve) => {
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
       const id = ++reloadId;
+      // A worker that is stopped (or hangs) must not hold the answer forever.
+      const timer = setTimeout(() => {
+        const p = pending.get(id);
+        if (!p) return;
+        pending.delete(id);
+        p.done({ ok: false, problems: [`workers ${[...p.waiting].join(', ')} did not answer the reload within ${RELOAD_ANSWER_MS / 1000} s`], at: new Date().toISOString() });
+      }, RELOAD_ANSWER_MS);
+      timer.unref();
       pending.set(id, {
-        left: workers.length,
+        waiting: new Set(workers.map((w) => w.id)),
         results: [],
         done: (r) => {
+          clearTimeout(timer);
           lastReload = countReload(r);
           resolve(r);
         },
       });
       for (const w of workers) w.send({ type: 'scriptgate:reload', id } satisfies ReloadRequest);
+      settleReload(id);
     });
+  /** Ends reload `id` once no worker is left to answer: the first failure, else the last success. */
+  const settleReload = (id: number): void => {
+    const p = pending.get(id);
+    if (!p || p.waiting.size > 0) return;
+    pending.delete(id);
+    const failed = p.results.find((r) => !r.ok);
+    p.done(failed ?? p.results[p.results.length - 1] ?? { ok: false, problems: ['no worker was running to reload'], at: new Date().toISOString() });
+  };
   process.on('SIGHUP', () => void reloadAll());
   process.on('SIGUSR1', () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');
@@ -243,10 +284,12 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     logger.info({ workers: old.length }, 'rolling restart of workers');
     for (const w of old) {
       const fresh = fork();
+      probation.add(fresh.id);
       const ok = await new Promise<boolean>((resolve) => {
         const onMsg = (msg: { type?: string }) => {
           if (msg?.type !== 'scriptgate:listening') return;
           fresh.off('message', onMsg);
+          probation.delete(fresh.id);
           resolve(true);
         };
         fresh.on('message', onMsg);
@@ -275,11 +318,9 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     if (msg?.type === 'scriptgate:reloaded') {
       const reply = msg as ReloadReply;
       const p = pending.get(reply.id);
-      if (!p) return;
+      if (!p || !p.waiting.delete(_w.id)) return;
       p.results.push(reply.result);
-      if (--p.left > 0) return;
-      pending.delete(reply.id);
-      p.done(p.results.find((r) => !r.ok) ?? p.results[p.results.length - 1]!);
+      settleReload(reply.id);
     }
   });
   // Compile every tenant once here; the workers find the bundles in the disk cache.
@@ -292,7 +333,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     generationGauge.set(0); // the workers' value wins (max)
     await startAdmin({
       address: loaded.config.admin.address,
-      token: loaded.config.admin.token,
+      token: () => adminToken,
       logger,
       reload: reloadAll,
       // Workers' metrics summed (prom-client aggregators), with the primary's own (reloads, process).

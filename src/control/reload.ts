@@ -36,6 +36,9 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
     // A stream's address (and TLS on/off) is bound at start; its upstream, scripts, timeouts and certificates follow reloads.
     const streamAddresses = (c: Config) => JSON.stringify(c.streams.map((s) => [s.address, s.tls ? s.tls.verify_client : null]));
     if (streamAddresses(loaded.config) !== streamAddresses(server.bound)) warnings.push('streams: address and tls on/off changes take effect on restart; a stream whose address moved refuses connections until then');
+    // admin.token follows reloads (admin.ts reads the current one); where admin listens and how many workers run do not.
+    if (loaded.config.admin?.address !== server.bound.admin?.address) warnings.push('admin: address changes take effect on restart; the admin listener stays where it is');
+    if (loaded.config.workers !== server.bound.workers) warnings.push('workers: a change of the worker count takes effect on restart');
     const gen = await buildGeneration(loaded, logger, server.generation);
     server.swap(gen);
     for (const w of warnings) logger.warn(w);

@@ -216,11 +216,20 @@ export class ClusterMetrics {
   readonly #last = new Map<number, MetricsJson>();
   readonly #retired: MetricsJson[] = [];
 
-  /** The text for one scrape, given each live worker's answer. */
+  /**
+   * The text for one scrape, given each live worker's answer. A live worker that did not answer in
+   * time (stopped, busy) counts with its last answer's counters and histograms, so that no counter
+   * goes backwards (Prometheus would read a drop as a reset).
+   */
   async text(workers: ReadonlyArray<{ worker: number; value: unknown }>): Promise<string> {
-    for (const w of workers) this.#last.set(w.worker, w.value as MetricsJson);
+    const answered = new Set<number>();
+    for (const w of workers) {
+      this.#last.set(w.worker, w.value as MetricsJson);
+      answered.add(w.worker);
+    }
+    const silent = [...this.#last].filter(([id]) => !answered.has(id)).map(([, last]) => cumulative(last));
     const own = await registry.getMetricsAsJSON();
-    const all = [...workers.map((w) => w.value as MetricsJson), ...this.#retired, own].map((set) =>
+    const all = [...workers.map((w) => w.value as MetricsJson), ...silent, ...this.#retired, own].map((set) =>
       set.map((m) => (MAX_ACROSS_PROCESSES.has(m.name) ? { ...m, aggregator: 'max' as const } : m)),
     );
     return client.AggregatorRegistry.aggregate(all).metrics();
@@ -230,9 +239,14 @@ export class ClusterMetrics {
   exited(worker: number): void {
     const last = this.#last.get(worker);
     this.#last.delete(worker);
-    // At run time `type` is the exposition name ('counter'), whatever prom-client's typings say.
-    if (last) this.#retired.push(last.filter((m) => ['counter', 'histogram'].includes(String(m.type))));
+    if (last) this.#retired.push(cumulative(last));
   }
+}
+
+/** The counters and histograms of a metrics set: what still counts when its process is silent or gone. */
+function cumulative(set: MetricsJson): MetricsJson {
+  // At run time `type` is the exposition name ('counter'), whatever prom-client's typings say.
+  return set.filter((m) => ['counter', 'histogram'].includes(String(m.type)));
 }
 
 export const metricsContentType = registry.contentType;

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { ProxyServer } from '../../src/control/proxy-server.ts';
@@ -15,6 +15,7 @@ import { errorReport } from '../../src/observability/error-report.ts';
 import { metricsContentType, metricsText } from '../../src/observability/metrics.ts';
 import { closeServer, request, startOrigin, writeConfig } from '../helpers/servers.ts';
 import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
+import { freePort, runCli } from '../helpers/spawn-cli.ts';
 
 function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
@@ -54,7 +55,7 @@ routes:
     onTestFinished(() => server.shutdown(false));
     const admin = await startAdmin({
       address: loaded.config.admin!.address,
-      token: loaded.config.admin!.token,
+      token: () => loaded.config.admin!.token,
       logger,
       reload: async () => ({ ok: true }) as never,
       metrics: () => metricsText(false),
@@ -98,5 +99,49 @@ routes:
     expect(errors.recent[0]!.stack).toMatch(/r\.ts:2/);
 
     expect((await get(aport, '/nope', auth)).status).toBe(404);
+    // RFC 9110: HEAD where GET is, and a 405 names the methods (Allow).
+    const head = await send(aport, 'HEAD', '/metrics', auth);
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    expect((await send(aport, 'HEAD', '/status', auth)).status).toBe(200);
+    const post = await send(aport, 'POST', '/status', auth);
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+    const getReload = await get(aport, '/reload', auth);
+    expect(getReload.status).toBe(405);
+    expect(getReload.headers.allow).toBe('POST');
   });
 });
+
+describe('admin API across reloads (scriptgate start)', { timeout: 60_000 }, () => {
+  it('a reload that changes admin.token applies it at once; one that moves admin or changes workers says it waits for a restart', async () => {
+    const origin = await startOrigin();
+    const [port, aport, other] = [await freePort(), await freePort(), await freePort()];
+    const config = (token: string, admin = aport) => `listen:\n  - address: 127.0.0.1:${port}\nadmin: { address: 127.0.0.1:${admin}, token: ${token} }\nreload: { watch: false }\nlog: { level: info, access_log: false }\nupstreams:\n  up: { targets: ["${origin.address}"] }\nroutes:\n  - upstream: up\n`;
+    const file = writeConfig(config('first-token'));
+    const c = runCli(['start', '-c', file]);
+    await c.waitFor((lines) => lines.some((l) => l.msg === 'admin listening'));
+    writeFileSync(file, config('second-token'));
+    const rotated = await send(aport, 'POST', '/reload', { authorization: 'Bearer first-token' });
+    expect(rotated.status).toBe(200);
+    expect(JSON.parse(rotated.body).warnings).toEqual([]);
+    expect((await get(aport, '/status', { authorization: 'Bearer first-token' })).status).toBe(401);
+    expect((await get(aport, '/status', { authorization: 'Bearer second-token' })).status).toBe(200);
+    writeFileSync(file, config('second-token', other).replace('listen:', 'workers: 2\nlisten:'));
+    const moved = await send(aport, 'POST', '/reload', { authorization: 'Bearer second-token' });
+    expect(JSON.parse(moved.body).warnings).toEqual(['admin: address changes take effect on restart; the admin listener stays where it is', 'workers: a change of the worker count takes effect on restart']);
+  });
+});
+
+function send(port: number, method: string, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (ch: string) => (body += ch));
+      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

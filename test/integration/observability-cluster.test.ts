@@ -4,7 +4,7 @@
  * then `/metrics` scraped with a real HTTP client, parsed as Prometheus text, and the counters
  * compared with exact numbers; `/status` and `/status/errors` gathered from both workers.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { request, startOrigin, writeConfig } from '../helpers/servers.ts';
@@ -138,6 +138,8 @@ routes:
 
     // A worker that dies is replaced with the configuration the cluster runs, not with an edit on
     // disk that was never reloaded (here a broken one), and what it had counted stays counted.
+    const good = readFileSync(file, 'utf8');
+    const reloadsBefore = c.lines().filter((l) => l.msg === 'config reloaded').length;
     writeFileSync(file, 'workers: 2\nroutes:\n  - upstream: nope\n');
     const victim = status.workers[0]!.pid;
     process.kill(victim, 'SIGKILL');
@@ -154,5 +156,41 @@ routes:
     const after = await Promise.all(Array.from({ length: 12 }, (_, i) => request(port, { path: `/after/${i}` })));
     for (const r of after) expect(r.status).toBe(200);
     expect(c.stderr()).not.toContain('unknown upstream');
+
+    // A worker that stops answering (SIGSTOP) keeps its counts in /metrics: counters never go back.
+    const counted = sumOf(parsePrometheusText((await get(adminPort, '/metrics')).body), 'scriptgate_requests_total');
+    expect(counted).toBe(total + after.length);
+    const stopped = workers[0]!.pid;
+    process.kill(stopped, 'SIGSTOP');
+    try {
+      expect(sumOf(parsePrometheusText((await get(adminPort, '/metrics')).body), 'scriptgate_requests_total')).toBe(counted);
+      // A reload during which that worker dies is answered (it is not waited for: its replacement
+      // starts on the new configuration) instead of hanging.
+      writeFileSync(file, good);
+      const reload = post(adminPort, '/reload');
+      await c.waitFor((lines) => lines.filter((l) => l.msg === 'config reloaded').length >= reloadsBefore + 1);
+      process.kill(stopped, 'SIGKILL');
+      const answer = await reload;
+      expect(answer.status).toBe(200);
+    } finally {
+      try {
+        process.kill(stopped, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
   });
 });
+
+function post(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (ch: string) => (body += ch));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
