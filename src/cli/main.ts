@@ -13,7 +13,8 @@ import pino from 'pino';
 import cluster from 'node:cluster';
 import { VERSION } from '../version.ts';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, locate, type LoadedConfig } from '../config/load.ts';
+import { tlsFileProblems } from '../config/tls-files.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { CertificateTable } from '../core/tls-certificates.ts';
 import { createLogger, flushLogger } from '../observability/logger.ts';
@@ -126,20 +127,34 @@ async function check(file: string): Promise<void> {
   } catch (err) {
     problems.push(`scriptgate: ${(err as Error).message}`);
   }
+  // TLS files stop a generation before its scripts compile: checked here, and the scripts compiled without them.
+  const tls = locate(loaded, tlsFileProblems(loaded.config));
+  problems.push(...tls);
   try {
     // `check` logs nothing (whatever LOG_LEVEL says): its findings are its output.
-    const gen = await buildGeneration(loaded, pino({ level: 'silent' }));
+    const gen = await buildGeneration(tls.length ? { ...loaded, config: withoutTls(loaded.config) } : loaded, pino({ level: 'silent' }));
     gen.retire();
   } catch (err) {
     if (err instanceof ConfigError) {
       problems.push(...err.problems);
       // Script problems stop a generation before its certificates load: check those too.
-      problems.push(...certificateProblems(loaded));
+      if (!tls.length) problems.push(...certificateProblems(loaded));
     } else problems.push(`${file}: ${(err as Error).message}`);
   }
-  if (problems.length) fail(problems.join('\n'));
+  // A certificate problem can surface from both the generation and certificateProblems: once each.
+  if (problems.length) fail([...new Set(problems)].join('\n'));
   process.stdout.write(`scriptgate: configuration file ${file} test is successful\n`);
   process.exit(0);
+}
+
+/** `config` with no TLS anywhere: what `check` compiles the scripts with once its TLS files are known to be broken. */
+function withoutTls(config: LoadedConfig['config']): LoadedConfig['config'] {
+  return {
+    ...config,
+    listen: config.listen.map((l) => ({ ...l, tls: undefined })),
+    streams: config.streams.map((s) => ({ ...s, tls: undefined })),
+    upstreams: Object.fromEntries(Object.entries(config.upstreams).map(([n, u]) => [n, { ...u, tls: undefined }])),
+  };
 }
 
 /** Every TLS certificate set of the config that does not load, as `file: listen[i].tls: message`. */

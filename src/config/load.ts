@@ -90,6 +90,18 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   return { config: resolvePaths(result.data, baseDir), file: path.resolve(file), baseDir, text };
 }
 
+/**
+ * `file:line: path: message` for problems found after loading (a TLS file that does not read, say),
+ * given as [config path, message]: the line is looked up in the text the config was loaded from.
+ */
+export function locate(loaded: LoadedConfig, found: ReadonlyArray<[Array<string | number>, string]>): string[] {
+  if (found.length === 0) return [];
+  const lines = new LineCounter();
+  const doc = parseDocument(loaded.text, { lineCounter: lines });
+  const shown = displayPath(loaded.file);
+  return found.map(([p, message]) => `${shown}:${lineOf(doc, lines, p)}: ${formatPath(p)}: ${message}`);
+}
+
 /** Reads and parses a config file. Throws ConfigError (with `problems`) when it does not load. */
 export async function loadConfig(file: string): Promise<LoadedConfig> {
   let text: string;

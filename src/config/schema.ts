@@ -99,10 +99,12 @@ const listener = z.strictObject({
   limits: listenerLimits.optional(),
 });
 
-const target = z.union([
-  address.transform((a) => ({ address: a, weight: 1 })),
-  z.strictObject({ address, weight: z.number().int().min(1).max(1000).default(1) }),
-]);
+/** An upstream target's host:port: port 0 means "any free port" to a listener, nothing to connect to. */
+const targetAddress = address.refine((v) => parseHostPort(v)?.port !== 0, { message: 'a target needs a port from 1 to 65535' });
+const target = z.preprocess(
+  (v) => (typeof v === 'string' ? { address: v } : v),
+  z.strictObject({ address: targetAddress, weight: z.number().int().min(1).max(1000).default(1) }),
+);
 
 /** Balancing algorithms (src/upstream/balancer.ts ALGORITHMS). */
 export const BALANCE = ['round_robin', 'random', 'least_conn', 'consistent_hash', 'ewma'] as const;
@@ -244,7 +246,13 @@ const tenant = z.strictObject({
 const hostPattern = z
   .string()
   .min(1)
-  .refine((h) => /^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(h) || h === '*', { message: 'expected a host name, *.suffix or *' });
+  .superRefine((h, ctx) => {
+    if (/^(\*\.)?[A-Za-z0-9.-]+$/.test(h) || /^\[[0-9A-Fa-f:.]+\]$/.test(h) || h === '*') return;
+    const withPort = /^(\*\.)?[A-Za-z0-9.-]+:\d+$/.test(h);
+    ctx.addIssue({ code: 'custom', message: withPort ? 'routes match the host name only, whatever the port (as nginx server_name): drop the port, or give each port its own listener' : 'expected a host name, *.suffix, an [IPv6] literal or *' });
+  });
+/** A Host header value (RFC 9110 §7.2): a name, IPv4 or [IPv6] literal, with an optional port. */
+const hostHeader = z.string().regex(/^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'expected a Host value: a host name or IP address, with an optional :port');
 
 const route = z.strictObject({
   name: z.string().min(1).optional(),
@@ -257,7 +265,7 @@ const route = z.strictObject({
     .prefault({}),
   tenant: z.string().default('default'),
   upstream: z.string().optional(),
-  upstream_host: z.string().optional(),
+  upstream_host: hostHeader.optional(),
   rewrite_by_script: z.string().optional(),
   access_by_script: z.string().optional(),
   header_filter_by_script: z.string().optional(),

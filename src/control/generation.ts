@@ -5,7 +5,8 @@
  * request ends. Start, reload and `check` all build generations the same way.
  */
 import type { Logger } from 'pino';
-import type { LoadedConfig } from '../config/load.ts';
+import { ConfigError, locate, type LoadedConfig } from '../config/load.ts';
+import { tlsFileProblems } from '../config/tls-files.ts';
 import { PHASE_SCRIPT_KEYS, STREAM_SCRIPT_KEYS, type Config } from '../config/schema.ts';
 import { Router } from '../core/router.ts';
 import { Upstream } from '../upstream/upstream.ts';
@@ -88,6 +89,9 @@ export function usesScripts(config: Config): boolean {
  * `file:line: message` problems when one does not compile) and creates the upstream pools.
  */
 export async function buildGeneration(loaded: LoadedConfig, logger: Logger, previous?: Generation): Promise<Generation> {
+  // Every TLS file named (certificates, keys, CAs) must read and parse: `file:line:` problems, not a bare ENOENT or 502s later.
+  const tls = locate(loaded, tlsFileProblems(loaded.config));
+  if (tls.length) throw new ConfigError(tls);
   let scripts: ScriptHost | undefined;
   if (usesScripts(loaded.config)) {
     // Loaded on demand: a config without scripts never starts isolated-vm or esbuild.

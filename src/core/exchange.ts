@@ -387,6 +387,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL'));
       return;
     }
+    // A transfer coding other than chunked (`gzip, chunked`) would reach the client as coded bytes
+    // with nothing naming the coding (Transfer-Encoding is hop-by-hop): a 502, as nginx answers.
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && String(te).trim().toLowerCase() !== 'chunked') {
+      controller.abort(new ProxyError('PRX_ERR_UPSTREAM_PROTOCOL', `upstream sent Transfer-Encoding "${String(te)}": only chunked is understood`));
+      return;
+    }
     let out = forwardResponseHeaders(headers);
     // X-Request-Id goes back to the client on every response (the upstream's own copy is replaced).
     if (headers['x-request-id'] !== undefined) out = withoutHeaders(out, REQUEST_ID);
@@ -656,8 +663,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const body = this.#bodyMode();
     if (!mayRetry(up.config, { code: err.code, method: this.#method, body, retriesSoFar: this.#retries, elapsedMs: performance.now() - this.#firstTry })) return undefined;
     (this.#tried ??= new Set()).add(this.#target!);
+    // `tries` counts this retry for balancer_by_script; the request's count only when one is made.
     this.#retries++;
-    return this.#choose(err);
+    const next = this.#choose(err);
+    if (!next) this.#retries--;
+    return next;
   }
 
   /**

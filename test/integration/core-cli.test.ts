@@ -278,6 +278,8 @@ routes:
     const err = c.stderr();
     expect(err).toMatch(/scriptgate\.yaml:5: tenants\.default\.env\.KEY: environment variable SG_TEST_SURELY_UNSET is not set/);
     expect(err).toMatch(/scriptgate\.yaml:\d+: routes\[0\]\.access_by_script: script not found/);
-    expect(err).toMatch(/scriptgate\.yaml: listen\[0\]\.tls: .*missing\.pem/);
+    expect(err).toMatch(/scriptgate\.yaml:3: listen\[0\]\.tls\.certificates\[0\]\.cert: cannot read .*missing\.pem: ENOENT/);
+    expect(err).toMatch(/scriptgate\.yaml:3: listen\[0\]\.tls\.certificates\[0\]\.key: cannot read .*missing\.key: ENOENT/);
+    expect(err.match(/missing\.pem/g)).toHaveLength(1);
   });
 });

@@ -120,6 +120,14 @@ describe('upstream failures', () => {
     expect(res.status).toBe(502);
   });
 
+  it('an origin response with a transfer coding other than chunked (gzip, chunked) gives 502, never coded bytes with no coding named', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.socket!.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    });
+    const { port } = await startProxy(simpleConfig([origin]));
+    expect((await request(port)).status).toBe(502);
+  });
+
   it('an origin that answers with garbage gives 502', async () => {
     const origin = await startOrigin((_req, res) => {
       res.socket!.end('NOT HTTP AT ALL\r\n\r\n');

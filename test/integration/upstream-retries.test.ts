@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closeServer, request, startOrigin, startProxy, type Origin } from '../helpers/servers.ts';
+import { captureLogs } from '../helpers/log-capture.ts';
 
 function config(targets: string[], extra = ''): string {
   return `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n    passive: { max_fails: 0 }\n${extra}routes:\n  - upstream: up\n`;
@@ -75,6 +76,16 @@ describe('upstream retries and failover', () => {
     const { port } = await startProxy(config(drops.map((d) => d.address), '    retries: 1\n'));
     expect((await request(port)).status).toBe(502);
     expect(drops.reduce((n, d) => n + d.seen.length, 0)).toBe(2);
+  });
+
+  it("the access log's retries counts retries made: 0 for one refused target, 2 for three refused ones", async () => {
+    const logs = captureLogs();
+    const one = await startProxy(config([await closedPort()], '    retries: 2\n').replace('log: { level: silent }', 'log: { level: info, access_log: { fields: [path, status, retries] } }'), {}, logs.logger);
+    expect((await request(one.port, { path: '/one' })).status).toBe(502);
+    expect((await logs.waitFor((l) => l.msg === 'access' && l.path === '/one')).retries).toBe(0);
+    const three = await startProxy(config([await closedPort(), await closedPort(), await closedPort()], '    retries: 5\n').replace('log: { level: silent }', 'log: { level: info, access_log: { fields: [path, status, retries] } }'), {}, logs.logger);
+    expect((await request(three.port, { path: '/three' })).status).toBe(502);
+    expect((await logs.waitFor((l) => l.msg === 'access' && l.path === '/three')).retries).toBe(2);
   });
 
   it('retries are bounded by retry_timeout: a try that failed after the budget is not repeated', async () => {

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { ConfigError, loadConfig, locate, parseConfig } from '../../../src/config/load.ts';
+import { tlsFileProblems } from '../../../src/config/tls-files.ts';
 import { parseDuration, parseHostPort, parseSize } from '../../../src/config/units.ts';
 
 function problems(text: string, file = 'sg.yaml'): string[] {
@@ -116,6 +117,45 @@ describe('loading a config', () => {
   it('an unknown upstream is reported as file:line: path: message', () => {
     const text = GOOD.replace('upstream: api', 'upstream: api2');
     expect(problems(text)).toEqual(['sg.yaml:10: routes[0].upstream: unknown upstream "api2"']);
+  });
+
+  it('TLS files are checked by name and line (tls-files.ts, locate): a missing CA, a CA file with no certificate and a key that is not one are file:line problems, all at once', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sg-tls-files-'));
+    writeFileSync(path.join(dir, 'empty-ca.pem'), 'not a certificate\n');
+    writeFileSync(path.join(dir, 'bad.key'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
+    const yaml = `listen: [{ address: "127.0.0.1:6188" }]
+upstreams:
+  api:
+    targets: ["127.0.0.1:9001"]
+  tls_up:
+    targets: ["127.0.0.1:9443"]
+    tls: { ca: missing-ca.pem }
+  tls_two:
+    targets: ["127.0.0.1:9444"]
+    tls:
+      ca: empty-ca.pem
+      cert: empty-ca.pem
+      key: bad.key
+routes:
+  - upstream: api
+`;
+    const file = path.join(dir, 'sg.yaml');
+    const found = locate(parseConfig(yaml, file), tlsFileProblems(parseConfig(yaml, file).config)).map((p) => p.replace(dir + path.sep, ''));
+    expect(found, found.join("\n")).toHaveLength(4);
+    expect(found[0]).toMatch(/^sg\.yaml:7: upstreams\.tls_up\.tls\.ca: cannot read .*missing-ca\.pem: ENOENT$/);
+    expect(found[1]).toMatch(/^sg\.yaml:11: upstreams\.tls_two\.tls\.ca: .*empty-ca\.pem holds no PEM certificate$/);
+    expect(found[2]).toMatch(/^sg\.yaml:12: upstreams\.tls_two\.tls\.cert: .*empty-ca\.pem holds no PEM certificate$/);
+    expect(found[3]).toMatch(/^sg\.yaml:13: upstreams\.tls_two\.tls\.key: .*bad\.key is not a PEM private key/);
+  });
+
+  it('a target without a port, a target on port 0, a route host with a port and an upstream_host that is not a Host are refused by name', () => {
+    const text = GOOD.replace('targets: ["127.0.0.1:9001", ', 'targets: ["127.0.0.1:0", "nohost", ').replace('match: { path_prefix: /v1/ }', 'match: { path_prefix: /v1/, host: "p.test:8080" }\n    upstream_host: "a b"');
+    expect(problems(text)).toEqual([
+      'sg.yaml:5: upstreams.api.targets[0].address: a target needs a port from 1 to 65535',
+      'sg.yaml:5: upstreams.api.targets[1].address: expected host:port, e.g. 127.0.0.1:6188',
+      'sg.yaml:9: routes[0].match.host: routes match the host name only, whatever the port (as nginx server_name): drop the port, or give each port its own listener',
+      'sg.yaml:10: routes[0].upstream_host: expected a Host value: a host name or IP address, with an optional :port',
+    ]);
   });
 
   it('tenant env: strings as written, { from_env } from the environment; an unset variable or a bad name is file:line', () => {
