@@ -228,12 +228,14 @@ export class SharedStore {
           if (live(e, now)) {
             if (typeof e[0] !== 'number') throw new TypeError(`incr: the value of ${JSON.stringify(k)} is not a number`);
             const v = e[0] + a;
+            if (!Number.isFinite(v)) throw new RangeError(`incr: ${JSON.stringify(k)} would overflow to ${v}`);
             db.putSync(k, [v, e[1]]);
             return v;
           }
           if (b === undefined || b === null) return undefined;
           if (e === undefined && !this.#room(db, cap, now)) return undefined;
           const v = b + a;
+          if (!Number.isFinite(v)) throw new RangeError(`incr: ${JSON.stringify(k)} would overflow to ${v}`);
           db.putSync(k, [v, exp]);
           return v;
         });

@@ -17,7 +17,7 @@ import { headerListDirty, headerListRaw } from './header-list.ts';
 import { clearLogs, scriptConsole, takeLogs } from './log-buffer.ts';
 import { installWebGlobals } from './web-globals.ts';
 import { loadCutOff } from './first-use-load.ts';
-import { currentPhase, ScriptResultError, setPhase } from './phase-guard.ts';
+import { currentPhase, ScriptResultError, setPhase, takeRefused } from './phase-guard.ts';
 import {
   CHANGED_METHOD,
   CHANGED_PATH,
@@ -69,6 +69,8 @@ function runPhase(s: RequestState, phase: number, a?: unknown, b?: unknown): unk
   const fn = s.route.fns[phase] as PhaseFn;
   setPhase(phase);
   const ret = phase === PHASE_ID.body_filter ? fn(ctxOf(s), a, b) : fn(ctxOf(s));
+  const refused = takeRefused();
+  if (refused) throw refused;
   if (ret !== undefined && ret !== null && typeof (ret as { then?: unknown }).then === 'function') {
     throw new ScriptResultError(`${s.route.keys[phase]} returned a Promise: phase scripts must be synchronous (no async/await)`);
   }

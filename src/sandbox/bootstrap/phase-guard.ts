@@ -25,6 +25,20 @@ export function currentPhase(): number {
 
 export function setPhase(phase: number): void {
   current = phase;
+  refused = undefined;
+}
+
+/**
+ * The first forbidden call of the running phase: the phase fails with it even when the script
+ * caught the throw (the docs' promise: a call a phase may not make fails the request).
+ */
+let refused: PhaseForbiddenError | undefined;
+
+/** The forbidden call the phase made, if any (once: it is cleared). */
+export function takeRefused(): PhaseForbiddenError | undefined {
+  const r = refused;
+  refused = undefined;
+  return r;
 }
 
 export class PhaseForbiddenError extends Error {
@@ -52,5 +66,7 @@ function names(mask: number): string {
 export function allow(mask: number, what: string): void {
   if (current >= 0 && mask & (1 << current)) return;
   const where = current < 0 ? 'outside a running phase' : `in ${PHASE_NAMES[current]}`;
-  throw new PhaseForbiddenError(`${what} is not allowed ${where} (allowed in ${names(mask)})`);
+  const err = new PhaseForbiddenError(`${what} is not allowed ${where} (allowed in ${names(mask)})`);
+  if (current >= 0) refused ??= err;
+  throw err;
 }

@@ -125,6 +125,7 @@ class HostDict implements SharedStore {
       c = { dict: this.#name, key, base: now, value: now };
       counted.set(id, c);
     }
+    if (!Number.isFinite(c.value + by)) throw new RangeError(`incr: ${JSON.stringify(key)} would overflow to ${c.value + by}`);
     c.value += by;
     return c.value;
   }

@@ -88,5 +88,7 @@ export function redirectStatus(v: unknown): number {
 
 export function redirectUrl(v: unknown): string {
   if (typeof v !== 'string' || v.length === 0 || !NO_CTL.test(capped(v, 'redirect URL'))) throw new TypeError(`invalid redirect URL ${show(v)}: a non-empty string without CR, LF or control characters`);
-  return capped(asciiOnly(v, 'redirect URL'), 'redirect URL');
+  // A space and the other ASCII characters a URI may not hold are percent-encoded, as browsers do.
+  return capped(asciiOnly(v, 'redirect URL').replace(URI_UNSAFE, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`), 'redirect URL');
 }
+const URI_UNSAFE = /[ "<>\\^`{|}]/g;

@@ -84,6 +84,8 @@ export default function log(ctx: LogContext) {
     case "/path": ctx.request.path = "no-slash"; break;
     case "/upstream": ctx.upstream = "nope"; break;
     case "/twice": ctx.exit(200); ctx.exit(201); break;
+    case "/redirect-space": ctx.redirect('/a b/<c>?q="x"|{y}'); break;
+    case "/incr-overflow": ctx.shared("stats").incr("huge", Number.MAX_VALUE, Number.MAX_VALUE); break;
   }
 }
 `,
@@ -101,6 +103,7 @@ export default function log(ctx: LogContext) {
     case "resheader": ctx.response.headers.set("x-a", "b"); break;
     case "upstream": ctx.upstream = "two"; break;
     case "timings": ctx.timings.total; break;
+    case "caught": try { ctx.exit(200); } catch { /* swallowed: the phase fails anyway */ } break;
   }
 }
 `,
@@ -281,6 +284,36 @@ describe('exit, redirect and request changes are validated with clear errors', (
       expect(msg).toMatch(message);
     });
   }
+});
+
+describe('API edges', () => {
+  it('a forbidden call the script catches still fails its phase (the docs: a call a phase may not make fails the request)', () => {
+    const rs = f.host.route(3)!;
+    const req = request({ headers: ['x-try', 'header_filter:caught'] });
+    const s = rs.open(req, f.logger);
+    s.requestPhases(req);
+    const msg = code(() => s.headerFilter({ status: 200, headers: [] }));
+    s.close();
+    expect(msg).toMatch(/^PRX_ERR_PHASE_FORBIDDEN .*ctx\.exit\(\) is not allowed in header_filter/);
+  });
+
+  it('a redirect URL with spaces and other characters a URI may not hold is percent-encoded', () => {
+    const rs = f.host.route(5)!;
+    const req = request({ path: '/redirect-space' });
+    const s = rs.open(req, f.logger);
+    const r = s.requestPhases(req);
+    s.close();
+    expect(r.action === 'exit' && r.headers).toEqual(['location', '/a%20b/%3Cc%3E?q=%22x%22%7C%7By%7D']);
+  });
+
+  it('incr that would overflow to Infinity throws instead of storing it', () => {
+    const rs = f.host.route(5)!;
+    const req = request({ path: '/incr-overflow' });
+    const s = rs.open(req, f.logger);
+    const msg = code(() => s.requestPhases(req));
+    s.close();
+    expect(msg).toMatch(/^PRX_ERR_SCRIPT .*RangeError: incr: "huge" would overflow to Infinity/);
+  });
 });
 
 describe('forbidden calls throw PRX_ERR_PHASE_FORBIDDEN at run time', () => {
