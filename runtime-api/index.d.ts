@@ -319,7 +319,8 @@ export interface RequestPhaseContext extends BaseContext {
   /**
    * Ends the request: the client gets this response, the upstream is not contacted, and no later
    * request phase runs (access does not run after an exit in rewrite); log still runs. `status` must be 200–599. Call it at most once;
-   * `return ctx.exit(…)` stops your own handler too.
+   * `return ctx.exit(…)` stops your own handler too. `444`, as in nginx, sends nothing: the
+   * connection is closed (an HTTP/2 stream is reset), and the log shows 444.
    */
   exit(status: number, options?: ExitOptions): void;
   /**

@@ -15,6 +15,7 @@ export const ERRORS = {
   PRX_ERR_SCRIPT_MEMORY: { status: 500, source: 'script', retryable: false, meaning: "a phase script exhausted its tenant's memory_mb" },
   PRX_ERR_SCRIPT_RESULT: { status: 500, source: 'script', retryable: false, meaning: 'a phase script returned a value that is too large or of the wrong type' },
   PRX_ERR_TENANT_THROTTLED: { status: 503, source: 'script', retryable: false, meaning: "the route's tenant used more script CPU than its cpu_budget_ms_per_s; its routes get 503 until it is back under" },
+  PRX_ERR_CLOSED_BY_SCRIPT: { status: 444, source: 'script', retryable: false, meaning: "a script's ctx.exit(444) closed the connection without a response (nginx's 444)" },
   PRX_ERR_PHASE_FORBIDDEN: { status: 500, source: 'script', retryable: false, meaning: 'a script called an API its phase may not use' },
   PRX_ERR_NO_ROUTE: { status: 404, source: 'downstream', retryable: false, meaning: 'no route matches the host, path and method' },
   PRX_ERR_BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, meaning: 'the request is malformed' },

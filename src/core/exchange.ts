@@ -713,6 +713,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #exit(status: number, headers: string[], body: string | Uint8Array): void {
     this.#status = status;
+    if (status === 444) {
+      // nginx's 444: close the connection without a response (an HTTP/2 stream is reset).
+      this.#error = 'PRX_ERR_CLOSED_BY_SCRIPT';
+      return this.#cut();
+    }
     if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
       return endGrpc(this.#res, this.#id, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
     }

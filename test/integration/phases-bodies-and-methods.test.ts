@@ -77,6 +77,18 @@ describe('request methods a script sets', () => {
     expect(origin.seen.map((s) => s.method)).toEqual(['HEAD', 'GET']);
   });
 
+  it("ctx.exit(444) closes the connection without a response, as nginx's 444", async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(config(origin, '    access_by_script: ac.ts\n'), {
+      'ac.ts': 'export default function (ctx: any) { if (ctx.request.path === "/drop") ctx.exit(444); }',
+    });
+    const raw = await rawRequest(port, 'GET /drop HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(raw.timedOut).toBe(false);
+    expect(raw.text).toBe('');
+    expect(origin.seen).toHaveLength(0);
+    expect((await request(port, { path: '/fine' })).status).toBe(200);
+  });
+
   it('setting the method to CONNECT is refused at the script (500), nothing reaches the origin', async () => {
     const origin = await startOrigin();
     const { port } = await startProxy(config(origin, '    rewrite_by_script: rw.ts\n'), {
