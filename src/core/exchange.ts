@@ -174,17 +174,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (bad) return this.#local(bad.status, bad.code, bad.detail);
     // TRACE would reflect the request (cookies, credentials) back: refused, as nginx does.
     if (plan.method === 'TRACE') return this.#local(405, 'PRX_ERR_METHOD_NOT_ALLOWED', 'TRACE is not allowed', ['allow', ALLOW]);
-    if (maxForwards(plan.method, req) === 0) {
-      // Max-Forwards: 0 makes the proxy the final recipient of an OPTIONS (RFC 9110 §7.6.2).
-      this.#status = 200;
-      this.#bytesSent = sendLocal(this.#res, 200, ['allow', ALLOW, 'x-request-id', this.#id], '', false);
-      return;
-    }
     if (this.#h2) this.#startGrpc();
     const refused = matchRoute(plan, this.#gen.router, req);
     this.#route = plan.route;
     if (refused) return this.#local(refused.status, refused.code, refused.detail);
     const route = plan.route!;
+    if (maxForwards(plan.method, req) === 0) {
+      // Max-Forwards: 0 makes the proxy the final recipient of an OPTIONS (RFC 9110 §7.6.2): it
+      // answers for the route the request matched, with the methods that route takes.
+      this.#status = 200;
+      const allow = route.methods ? [...route.methods, 'OPTIONS'].filter((m, i, all) => all.indexOf(m) === i).join(', ') : ALLOW;
+      this.#bytesSent = sendLocal(this.#res, 200, ['allow', allow, 'x-request-id', this.#id], '', false);
+      return;
+    }
 
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];

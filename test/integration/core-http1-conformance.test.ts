@@ -442,6 +442,17 @@ describe('Via, Max-Forwards and TRACE', () => {
     expect(res.text).toMatch(/\r\nallow: [^\r]*GET/i);
   });
 
+  it('OPTIONS with Max-Forwards: 0 answers for the route it matches: its methods in Allow, and 404 where no route matches', async () => {
+    const origin = await watchedOrigin();
+    const { port } = await startProxy(`listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up: { targets: ["${origin.address}"] }\nroutes:\n  - match: { path_prefix: /api/, methods: [GET, OPTIONS] }\n    upstream: up\n`);
+    const api = await rawRequest(port, 'OPTIONS /api/x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n');
+    expect(statusOf(api.text)).toBe(200);
+    expect(api.text).toMatch(/\r\nallow: GET, OPTIONS, HEAD\r\n/i);
+    const none = await rawRequest(port, 'OPTIONS /elsewhere HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n');
+    expect(statusOf(none.text)).toBe(404);
+    expect(origin.seen).toHaveLength(0);
+  });
+
   it('OPTIONS with Max-Forwards: 3 goes upstream with Max-Forwards: 2; other methods pass it unchanged', async () => {
     const origin = await watchedOrigin();
     const port = await proxyFor(origin);
