@@ -339,6 +339,8 @@ export const configSchema = z
     tracing: tracing.optional(),
     /** Hot reload: watch the config file and script folders (debounced); SIGHUP and POST /reload always work. */
     reload: z.strictObject({ watch: z.boolean().default(true), debounce: duration.default(200) }).prefault({}),
+    /** How long a graceful stop (SIGTERM, SIGQUIT, an upgrade's old process) waits for running requests before it cuts them (nginx's worker_shutdown_timeout). */
+    shutdown_timeout: duration.default(30_000),
     upstreams: z.record(z.string(), upstream).default({}),
     tenants: z.record(z.string(), tenant).default({}),
     /** `ctx.shared(name)` dicts (src/sandbox/shared-store.ts): each tenant gets its own instance of each, shared by all workers. */

@@ -94,16 +94,18 @@ export class ProxyServer {
   }
 
   /**
-   * Stops accepting connections. Graceful: running requests finish (up to `timeoutMs`), keep-alive
+   * Stops accepting connections. Graceful: running requests finish (up to `timeoutMs`, default the
+   * config's `shutdown_timeout`, after which what is still open is cut, with a warning), keep-alive
    * connections close after their current response. Not graceful: every connection is cut now.
    */
-  async shutdown(graceful: boolean, timeoutMs = 30_000): Promise<void> {
+  async shutdown(graceful: boolean, timeoutMs = this.#current.config.shutdown_timeout): Promise<void> {
     this.#draining = true;
     const closing = Promise.all(this.#all().map((l) => (l.listening ? l.close() : Promise.resolve())));
     if (!graceful) {
       for (const l of this.#all()) l.closeAllConnections();
     } else {
       const timer = setTimeout(() => {
+        this.logger.warn({ shutdownTimeoutMs: timeoutMs, requests: this.#current.active }, 'shutdown_timeout passed; cutting the connections still open');
         for (const l of this.#all()) l.closeAllConnections();
       }, timeoutMs);
       timer.unref();

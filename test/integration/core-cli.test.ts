@@ -148,6 +148,25 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     expect(c.stdout()).not.toContain('scriptgate listening');
   });
 
+  it('shutdown_timeout bounds a graceful stop: a request still running after it is cut, with a warning, and the process exits 0', async () => {
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => (arrived = r));
+    const origin = await startOrigin(() => arrived()); // never answers
+    const port = await freePort();
+    const c = cli(['start', '-c', writeConfig(`shutdown_timeout: 300ms\n${proxyConfig(port, origin)}`)]);
+    await c.waitFor(msg('scriptgate listening'));
+    const pending = request(port, { path: '/stuck' }).catch((e: Error) => e);
+    await inFlight;
+    const t0 = Date.now();
+    process.kill(c.child.pid!, 'SIGTERM');
+    const { code, at } = await c.exited;
+    expect(code).toBe(0);
+    expect(at - t0).toBeGreaterThanOrEqual(250);
+    expect(at - t0).toBeLessThan(5000);
+    expect(await pending).toBeInstanceOf(Error);
+    expect(c.lines().some((l) => l.msg === 'shutdown_timeout passed; cutting the connections still open')).toBe(true);
+  });
+
   it('SIGUSR1, SIGHUP and SIGQUIT while it starts neither open the inspector nor end it: they are logged as ignored, and it comes up', async () => {
     const origin = await startOrigin();
     const port = await freePort();
