@@ -32,7 +32,9 @@ Usage:
   scriptgate --version         print the version
   scriptgate --help            print this help
 
-Signals: SIGTERM drains in-flight requests then exits; SIGINT exits at once.
+Signals: SIGTERM and SIGQUIT drain in-flight requests (up to shutdown_timeout) then exit; SIGINT
+exits at once; SIGHUP reloads; SIGUSR1 reopens access-log files; SIGUSR2 upgrades to the code on
+disk without dropping a connection. With workers: N, signal the primary.
 Environment: LOG_LEVEL overrides the config's log.level.
 `;
 
