@@ -538,6 +538,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Writes body bytes to the client, corked per tick, pausing the upstream while the client is full. */
   #writeBody(controller: Dispatcher.DispatchController, data: Buffer): void {
+    // A status a script made bodiless (header_filter's 204/304): the upstream's body is read and
+    // dropped, and not counted as sent (node would drop it too, silently).
+    if (this.#status === 204 || this.#status === 304) return;
     this.#bytesSent += data.length;
     const res = this.#res;
     // Chunks and the end that undici parses from one socket read arrive in the same tick: cork so

@@ -7,6 +7,7 @@
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { rawRequest, request, startOrigin, startProxy, statusOf, type Origin } from '../helpers/servers.ts';
+import { captureLogs } from '../helpers/log-capture.ts';
 
 function config(origin: Origin, route: string): string {
   return `listen:\n  - address: 127.0.0.1:0\nlog: { level: silent }\nupstreams:\n  up:\n    targets: ["${origin.address}"]\nroutes:\n  - name: r\n    upstream: up\n${route}`;
@@ -55,6 +56,29 @@ describe('body_filter and the bytes it is given', () => {
     const res = await request(port, { path: '/z', headers: { 'accept-encoding': 'gzip' } });
     expect(res.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(res.body).toString()).toBe('hello compressed world\n');
+  });
+});
+
+describe('what is counted as sent', () => {
+  it('a body a header_filter made bodiless (204) is not counted in the access log or the log phase', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '398' });
+      res.end('x'.repeat(398));
+    });
+    const logs = captureLogs();
+    const { port } = await startProxy(
+      config(origin, '    header_filter_by_script: hf.ts\n    log_by_script: log.ts\n').replace('log: { level: silent }', 'log: { level: info, access_log: { fields: [path, status, bytes] } }'),
+      {
+        'hf.ts': 'export default function (ctx: any) { ctx.response.status = 204; }',
+        'log.ts': 'export default function (ctx: any) { ctx.log.info("sent", { bytes: ctx.bytesSent }); }',
+      },
+      logs.logger,
+    );
+    const res = await request(port, { path: '/n' });
+    expect(res.status).toBe(204);
+    expect(res.body.length).toBe(0);
+    expect((await logs.waitFor((l) => l.msg === 'access' && l.path === '/n')).bytes).toBe(0);
+    expect((await logs.waitFor((l) => l.msg === 'sent')).bytes).toBe(0);
   });
 });
 
