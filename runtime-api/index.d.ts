@@ -199,6 +199,11 @@ export type SharedValue = string | number | boolean;
  * Cost: a read is one host call (a few µs); a write is one cross-process transaction (tens of µs),
  * except in log scripts, whose writes are committed once per batch of requests.
  */
+/**
+ * A shared dict (`ctx.shared(name)`). Keys are non-empty strings of at most 1024 bytes (UTF-8);
+ * values are numbers, booleans or strings of at most 65536 characters. Every method throws a
+ * TypeError/RangeError for a key or value outside those bounds.
+ */
 export interface SharedDict {
   /** The value, or `undefined` when absent or expired. */
   get(key: string): SharedValue | undefined;
@@ -209,7 +214,8 @@ export interface SharedDict {
   /**
    * Adds `by` to a number and returns the new value, atomically. When the key is absent, stores
    * `init + by` with `ttlSeconds` if `init` is given, else returns `undefined`; an existing key
-   * keeps its expiry (a fixed window: `incr(key, 1, 0, 60)`). Throws when the value is not a number.
+   * keeps its expiry (a fixed window: `incr(key, 1, 0, 60)`). Throws when the value is not a number,
+   * or when the result would not be a finite number.
    */
   incr(key: string, by: number, init?: number, ttlSeconds?: number): number | undefined;
   /** Removes the key; returns whether it existed. */

@@ -52,7 +52,8 @@ type Entry = [SharedValue, number];
 /** Operation codes of the callback (the bootstrap uses the same numbers). */
 export const SHARED_OP = { get: 0, set: 1, add: 2, incr: 3, delete: 4, size: 5, settle: 6 } as const;
 
-const MAX_KEY = 4096;
+/** Key size, in UTF-8 bytes: LMDB's own limit is 1978 bytes with its encoding, so every operation refuses the same keys clearly. */
+const MAX_KEY = 1024;
 const MAX_STRING = 64 * 1024;
 
 interface DictConfig {
@@ -60,7 +61,7 @@ interface DictConfig {
 }
 
 function checkKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY) throw new TypeError(`shared dict key must be a non-empty string of at most ${MAX_KEY} characters`);
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY || Buffer.byteLength(key, 'utf8') > MAX_KEY) throw new TypeError(`shared dict key must be a non-empty string of at most ${MAX_KEY} bytes (UTF-8)`);
   return key;
 }
 

@@ -65,6 +65,21 @@ describe('ctx.shared', () => {
     expect(A('size')).toBe(0);
   });
 
+  it('a key over 1024 bytes (UTF-8) is refused the same clear way by every method', () => {
+    const long = 'é'.repeat(513); // 1026 bytes
+    for (const args of [['get', long], ['set', long, 1], ['add', long, 1], ['incr', long, 1], ['incr', long, 1, 0], ['delete', long]]) {
+      let msg = '';
+      try {
+        A(...args);
+      } catch (err) {
+        msg = isProxyError(err) ? err.message : String(err);
+      }
+      expect(msg, String(args[0])).toMatch(/shared dict key must be a non-empty string of at most 1024 bytes \(UTF-8\)/);
+    }
+    expect(A('set', 'k'.repeat(1024), 1)).toBe(true);
+    expect(A('delete', 'k'.repeat(1024))).toBe(true);
+  });
+
   it('expires keys after their TTL; incr keeps the expiry set at creation', async () => {
     expect(A('incr', 'w', 1, 0, 0.15)).toBe(1);
     expect(A('set', 'x', 1, 0.15)).toBe(true);
