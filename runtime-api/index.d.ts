@@ -49,7 +49,7 @@ export type Phase = 'rewrite' | 'access' | 'balancer' | 'header_filter' | 'body_
 
 /** Read-only header access (Fetch `Headers` semantics). Names are case-insensitive and reported lower-case. */
 export interface ReadonlyHeaders extends Iterable<[string, string]> {
-  /** The value, repeated headers joined with ", "; `null` when absent. */
+  /** The value, repeated headers joined with ", " (repeated Cookie headers with "; "); `null` when absent. */
   get(name: string): string | null;
   /** Every value of a repeated header (e.g. `set-cookie`), in order. */
   getAll(name: string): string[];

@@ -2,7 +2,8 @@
  * Runs inside the isolate: the Headers-like object scripts see as `ctx.request.headers` and
  * `ctx.response.headers`. Backed by the flat `[name, value, …]` list that crossed the boundary
  * (lower-case names, repeats kept in order). Default: read-only; mutators first call the phase
- * guard given at construction. `get()` joins repeated headers with ", " (Fetch semantics);
+ * guard given at construction. `get()` joins repeated headers with ", " (Fetch semantics), and
+ * repeated Cookie headers with "; ", the one separator a cookie list has (RFC 6265 §5.4);
  * `headerListDirty()` tells the bootstrap to send the whole list back.
  */
 import { headerName, headerValue } from './validate.ts';
@@ -39,7 +40,8 @@ export class HeaderList {
     const n = String(name).toLowerCase();
     const l = this.#list;
     let out: string | null = null;
-    for (let i = 0; i < l.length; i += 2) if (l[i] === n) out = out === null ? l[i + 1]! : `${out}, ${l[i + 1]}`;
+    const sep = n === 'cookie' ? '; ' : ', ';
+    for (let i = 0; i < l.length; i += 2) if (l[i] === n) out = out === null ? l[i + 1]! : `${out}${sep}${l[i + 1]}`;
     return out;
   }
 

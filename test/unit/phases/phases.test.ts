@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isProxyError } from '../../../src/errors.ts';
 import type { RouteScripts } from '../../../src/phases/contract.ts';
-import { config, fixture, request, SUMMARY, type Fixture } from './fixture.ts';
+import { config, exitJson, fixture, request, SUMMARY, type Fixture } from './fixture.ts';
 
 const ROUTES = `  - name: all
     upstream: one
@@ -85,6 +85,7 @@ export default function log(ctx: LogContext) {
     case "/upstream": ctx.upstream = "nope"; break;
     case "/twice": ctx.exit(200); ctx.exit(201); break;
     case "/redirect-space": ctx.redirect('/a b/<c>?q="x"|{y}'); break;
+    case "/cookies": ctx.exit(200, { body: JSON.stringify([ctx.request.headers.get("cookie"), ctx.request.headers.get("x-many")]) }); break;
     case "/incr-overflow": ctx.shared("stats").incr("huge", Number.MAX_VALUE, Number.MAX_VALUE); break;
   }
 }
@@ -304,6 +305,11 @@ describe('API edges', () => {
     const r = s.requestPhases(req);
     s.close();
     expect(r.action === 'exit' && r.headers).toEqual(['location', '/a%20b/%3Cc%3E?q=%22x%22%7C%7By%7D']);
+  });
+
+  it('get() joins repeated Cookie headers with "; " (RFC 6265), others with ", "', () => {
+    const req = request({ path: '/cookies', headers: ['host', 'a', 'cookie', 'a=1', 'cookie', 'b=2', 'x-many', '1', 'x-many', '2'] });
+    expect(exitJson(f, 5, req)).toEqual(['a=1; b=2', '1, 2']);
   });
 
   it('incr that would overflow to Infinity throws instead of storing it', () => {
