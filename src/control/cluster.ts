@@ -5,12 +5,12 @@
  * (SIGINT: exit at once). SIGHUP reloads the config (in a cluster, in every worker). The admin
  * listener, when configured, runs in the single process or in the primary.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { CONFIG_SNAPSHOT_ENV, ConfigError, loadConfig, type LoadedConfig } from '../config/load.ts';
+import { CONFIG_SNAPSHOT_ENV, ConfigError, loadConfig, parseConfig, type LoadedConfig } from '../config/load.ts';
 import { precompileScripts } from './generation.ts';
 import { flushLogger } from '../observability/logger.ts';
 import { ClusterMetrics, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
@@ -41,6 +41,9 @@ interface ReloadReply {
   result: ReloadResult;
 }
 
+/** File of the config a replacement worker binds its listeners from (see boundConfig). */
+const BOUND_SNAPSHOT_ENV = 'SCRIPTGATE_BOUND_SNAPSHOT';
+
 /** How long a cluster reload waits for a worker's answer before it reports that worker as silent. */
 const RELOAD_ANSWER_MS = 60_000;
 
@@ -49,10 +52,25 @@ function countReload(result: ReloadResult): ReloadResult {
   return result;
 }
 
+/**
+ * The config whose listeners a worker binds: a worker the primary started to replace one that
+ * died gets, in BOUND_SNAPSHOT_ENV, the config its siblings bound (a reload does not rebind, so it
+ * must not bind a `listen` list changed by one); undefined = its own config.
+ */
+function boundConfig(loaded: LoadedConfig): LoadedConfig['config'] | undefined {
+  const file = process.env[BOUND_SNAPSHOT_ENV];
+  if (!cluster.isWorker || !file) return undefined;
+  try {
+    return parseConfig(readFileSync(file, 'utf8'), loaded.file).config;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the proxy in this process until SIGTERM (drain) or SIGINT (fast); resolves once listening. */
 export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
   const inherited: Awaited<ReturnType<typeof receiveHandles>> = cluster.isWorker ? { listeners: new Map() } : await receiveHandles();
-  const server = await ProxyServer.start(loaded, logger, inherited.listeners);
+  const server = await ProxyServer.start(loaded, logger, inherited.listeners, boundConfig(loaded));
   let adminServer: import('node:http').Server | undefined;
   const reload = createReloader(server, loaded.file, logger);
   let lastReload: ReloadResult | undefined;
@@ -156,8 +174,15 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   // Workers load the config text this primary validated last (load.ts CONFIG_SNAPSHOT_ENV).
   const snapshot = path.join(os.tmpdir(), `scriptgate-${process.pid}.config`);
   writeFileSync(snapshot, loaded.text, { mode: 0o600 });
-  process.once('exit', () => rmSync(snapshot, { force: true }));
-  const fork = (): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot });
+  // The config the workers' listeners were bound with: a replacement worker binds the same.
+  const boundSnapshot = path.join(os.tmpdir(), `scriptgate-${process.pid}.bound`);
+  writeFileSync(boundSnapshot, loaded.text, { mode: 0o600 });
+  process.once('exit', () => {
+    rmSync(snapshot, { force: true });
+    rmSync(boundSnapshot, { force: true });
+  });
+  /** A new worker: a replacement binds what the others bound; a rolling restart's binds the current config. */
+  const fork = (replacement = false): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot, ...(replacement ? { [BOUND_SNAPSHOT_ENV]: boundSnapshot } : {}) });
   const retiring = new Set<number>();
   /** New workers of a rolling restart not yet listening: not replaced if they die. */
   const probation = new Set<number>();
@@ -178,7 +203,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       return;
     }
     logger.error({ worker: worker.id, workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
-    setTimeout(fork, 250).unref();
+    setTimeout(() => fork(true), 250).unref();
   });
   const stop = (signal: 'SIGTERM' | 'SIGINT') => {
     if (stopping && signal === 'SIGTERM') return;
@@ -305,6 +330,8 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       await exited;
     }
     restarting = false;
+    // Every worker now runs (and listens as) the current config: replacements bind that.
+    copyFileSync(snapshot, boundSnapshot);
     logger.info('rolling restart done');
   };
   process.on('SIGUSR2', () => void rollingRestart());

@@ -28,11 +28,11 @@ export class ProxyServer {
   /** The config the listeners and streams were bound with (a reload cannot rebind them). */
   readonly bound: Generation['config'];
 
-  private constructor(gen: Generation, logger: Logger) {
+  private constructor(gen: Generation, logger: Logger, bound: Generation['config']) {
     this.#current = gen;
-    this.bound = gen.config;
+    this.bound = bound;
     this.logger = logger;
-    const config = gen.config;
+    const config = bound;
     this.listeners = config.listen.map(
       (l, i) =>
         new Listener({
@@ -58,11 +58,13 @@ export class ProxyServer {
   /**
    * Builds the first generation and binds every listener, or, during a zero-downtime upgrade,
    * takes over the `inherited` listening socket of the same address (upgrade.ts `listenerKey`);
-   * inherited sockets the config no longer has are closed. Throws ConfigError or a listen error.
+   * inherited sockets the config no longer has are closed. `bound` (default the config itself)
+   * is the config whose listeners to bind: a cluster worker started after a reload binds what its
+   * siblings bound at start, since a reload does not rebind. Throws ConfigError or a listen error.
    */
-  static async start(loaded: LoadedConfig, logger: Logger, inherited: ReadonlyMap<string, Server> = new Map()): Promise<ProxyServer> {
+  static async start(loaded: LoadedConfig, logger: Logger, inherited: ReadonlyMap<string, Server> = new Map(), bound?: Generation['config']): Promise<ProxyServer> {
     const gen = await buildGeneration(loaded, logger);
-    const server = new ProxyServer(gen, logger);
+    const server = new ProxyServer(gen, logger, bound ?? gen.config);
     const unused = new Map(inherited);
     const take = (key: string): Server | undefined => {
       const handle = unused.get(key);
@@ -70,15 +72,15 @@ export class ProxyServer {
       return handle;
     };
     try {
-      for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(take(listenerKey('http', gen.config.listen[i]!.address))));
-      for (const [i, s] of server.streams.entries()) server.streamPorts.push(await s.listen(take(listenerKey('stream', gen.config.streams[i]!.address))));
+      for (const [i, l] of server.listeners.entries()) server.ports.push(await l.listen(take(listenerKey('http', server.bound.listen[i]!.address))));
+      for (const [i, s] of server.streams.entries()) server.streamPorts.push(await s.listen(take(listenerKey('stream', server.bound.streams[i]!.address))));
     } catch (err) {
       await server.shutdown(false);
       throw err;
     } finally {
       for (const handle of unused.values()) handle.close();
     }
-    logger.info({ generation: gen.id, listen: gen.config.listen.map((l, i) => `${l.address.replace(/:\d+$/, '')}:${server.ports[i]}`) }, 'scriptgate listening');
+    logger.info({ generation: gen.id, listen: server.bound.listen.map((l, i) => `${l.address.replace(/:\d+$/, '')}:${server.ports[i]}`) }, 'scriptgate listening');
     return server;
   }
 

@@ -6,6 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { request, startOrigin, writeConfig } from '../helpers/servers.ts';
 import { freePort, spawnCli } from '../helpers/spawn-cli.ts';
@@ -179,6 +180,36 @@ routes:
         /* already gone */
       }
     }
+  });
+});
+
+describe('a replacement worker after a reload that changed listen', { timeout: 90_000 }, () => {
+  it('binds what its siblings bound, not the new listen list (a reload does not rebind)', async () => {
+    const origin = await startOrigin((req, res) => res.end('hello'));
+    const [port, added, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const config = (listen: string) => `workers: 2\nlisten:\n${listen}admin: { address: 127.0.0.1:${adminPort} }\nreload: { watch: false }\nupstreams:\n  up: { targets: ["${origin.address}"] }\nroutes:\n  - upstream: up\n`;
+    const file = writeConfig(config(`  - address: 127.0.0.1:${port}\n`));
+    const c = spawnCli(file);
+    await c.waitFor((lines) => lines.some((l) => l.msg === 'all workers listening'));
+    writeFileSync(file, config(`  - address: 127.0.0.1:${port}\n  - address: 127.0.0.1:${added}\n`));
+    const reload = JSON.parse((await post(adminPort, '/reload')).body) as { ok: boolean; warnings: string[] };
+    expect(reload.ok).toBe(true);
+    expect(reload.warnings.join()).toMatch(/listener changes take effect on restart/);
+    const before = (JSON.parse((await get(adminPort, '/status')).body) as { workers: Array<{ pid: number }> }).workers.map((w) => w.pid);
+    process.kill(before[0]!, 'SIGKILL');
+    let workers: Array<{ pid: number }> = [];
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      workers = (JSON.parse((await get(adminPort, '/status')).body) as { workers: Array<{ pid: number }> }).workers;
+      if (workers.length === 2 && !workers.some((w) => w.pid === before[0])) break;
+    }
+    expect(workers.map((w) => w.pid)).not.toContain(before[0]);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(added, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(false)));
+      s.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    for (let i = 0; i < 6; i++) expect((await request(port, { path: `/r${i}` })).status).toBe(200);
   });
 });
 
