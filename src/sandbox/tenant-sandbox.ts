@@ -30,9 +30,22 @@ import { displayPath } from '../compile/display-path.ts';
 import type { WireError, WireRoute } from './wire.ts';
 import type { SharedStore } from './shared-store.ts';
 
-export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live' | 'broken';
+export type EntryName = 'req' | 'bal' | 'res' | 'body' | 'rs' | 'flush' | 'free' | 'where' | 'live' | 'broken' | 'preload';
 type Primitive = string | number | boolean | null;
-const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'rs', 'flush', 'free', 'where', 'live', 'broken'];
+const ENTRIES: readonly EntryName[] = ['req', 'bal', 'res', 'body', 'rs', 'flush', 'free', 'where', 'live', 'broken', 'preload'];
+/** How long the built-ins a tenant names may take to load at isolate build (not a request's cpu_ms). */
+const PRELOAD_TIMEOUT_MS = 10_000;
+
+/**
+ * The lazily loaded built-ins a tenant's bundle names, for `preload`: 'url' (URL, URLSearchParams,
+ * atob, btoa) and 'hash' (ctx.crypto). A name only reached dynamically still loads on first use.
+ */
+function builtinsNamed(code: string): string {
+  const groups: string[] = [];
+  if (/\b(?:URL|URLSearchParams|atob|btoa)\b/.test(code)) groups.push('url');
+  if (/\bcrypto\b/.test(code)) groups.push('hash');
+  return groups.join(',');
+}
 
 export interface TenantSandboxOptions {
   bundle: TenantBundle;
@@ -276,6 +289,14 @@ export class TenantSandbox implements ScriptFiles {
     if (typeof problems === 'string' && problems) {
       const list = JSON.parse(problems) as Array<[string, string]>;
       throw new InstallError(list.map(([key, m]) => `${scriptFile(this, key)}:1: ${m}`));
+    }
+    const groups = builtinsNamed(this.#opts.bundle.code);
+    if (groups) {
+      try {
+        refs.preload.applySync(undefined, [groups], { timeout: PRELOAD_TIMEOUT_MS });
+      } catch (err) {
+        throw new InstallError([`${displayPath(this.scriptsDir)}:0: tenant ${this.tenant}: loading the built-ins its scripts use (${groups}) failed: ${(err as Error).message}`]);
+      }
     }
     this.epoch++;
     return { iso, context, refs, cpuSeen: iso.cpuTime, warm: new Set() };

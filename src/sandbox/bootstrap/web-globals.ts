@@ -4,8 +4,9 @@
  * behind them): `URL`, `URLSearchParams`, `atob` and `btoa` from core-js (`core-js-pure`, the
  * WHATWG URL parser), WHATWG `TextEncoder`/`TextDecoder` (text-coding.ts: `encodeInto`, `fatal`,
  * `ignoreBOM`, `stream`; UTF-8, windows-1252 and UTF-16), and
- * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). Each group loads on the first read of
- * any of its names, so an isolate whose scripts never touch them pays only for parsing (the
+ * `crypto.getRandomValues`/`randomUUID` (script-crypto.ts). A group loads when the isolate is
+ * built if the tenant's code names it (tenant-sandbox.ts `preload`), else on the first read of any
+ * of its names, so an isolate whose scripts never touch them pays only for parsing (the
  * bootstrap's V8 code cache makes that small); a load a timeout cuts off gets the isolate rebuilt
  * (first-use-load.ts). A script may still assign its own.
  *
