@@ -14,10 +14,14 @@
 //    and a no-op 'error' listener stays on every request stream too.
 //    And: a graceful GOAWAY (NO_ERROR) from an origin tore the session down at once, killing the
 //    streams the origin was still answering (502s, and a healthy target ejected); those streams now
-//    finish, and new requests wait for, or go to, a new connection.
+//    finish, and new requests wait for, or go to, a new connection. And: a POST or a streamed body
+//    waited until no other request ran on the HTTP/2 connection (an HTTP/1 pipelining rule), so
+//    gRPC calls went one stream per connection at a time, behind any long-lived stream.
 // 2. lib/dispatcher/client-h1.js: an unsolicited `100 Continue` from an origin destroyed the
 //    connection (a 502), though RFC 9110 §15.2 says a client MUST parse any 1xx before the final
-//    response; it is now skipped like 102 and 103.
+//    response; it is now skipped like 102 and 103. And: a socket error (ECONNRESET) is marked with
+//    the bytes its connection had read, so the proxy can tell a reused keep-alive connection's
+//    reset (resent) from a target that resets a fresh connection (a failure).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -125,6 +129,55 @@ const patches = [
         `    busy (request) {
       if (session.scriptgateGoingAway) return true
       if (request != null) {`,
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h2.js',
+    mark: 'scriptgate: HTTP/2 streams are independent',
+    what: 'POSTs and streamed bodies share an HTTP/2 connection as concurrent streams',
+    edits: [
+      [
+        `          // Non-idempotent request cannot be retried.
+          // Ensure that no other requests are inflight and
+          // could cause failure.
+          if (request.idempotent === false) return true`,
+        `          // scriptgate: HTTP/2 streams are independent: a failed stream fails only its own request,
+          // so a POST (every gRPC call) or a streamed body need not wait for the others to finish
+          // (they did, one stream per connection at a time, behind any long-lived stream).`,
+      ],
+      [
+        `          if (util.bodyLength(request.body) !== 0 &&
+            (util.isStream(request.body) || util.isAsyncIterable(request.body) || util.isFormDataLike(request.body))) return true`,
+        ``,
+      ],
+      [
+        `      // On Abort, we close the stream to send RST_STREAM frame
+      stream.close()`,
+        `      // On Abort, we close the stream to send RST_STREAM frame
+      // scriptgate: with CANCEL (RFC 9113 §8.4; gRPC servers read it as a cancelled call), not NO_ERROR.
+      stream.close(http2.constants.NGHTTP2_CANCEL)`,
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h1.js',
+    mark: 'scriptgateBytesRead',
+    what: 'a socket error says whether its connection had answered before (a reused keep-alive one)',
+    edits: [
+      [
+        `  this[kError] = err
+
+  this[kClient][kOnError](err)
+}`,
+        `  // scriptgate: how much this connection had read when it failed: more than nothing means it had
+  // answered before, so a reset under a new request is the keep-alive race (resent by the proxy).
+  if (err && typeof err === 'object' && err.scriptgateBytesRead === undefined) err.scriptgateBytesRead = this.bytesRead
+
+  this[kError] = err
+
+  this[kClient][kOnError](err)
+}`,
       ],
     ],
   },

@@ -50,7 +50,8 @@ export function mayRetry(limits: RetryLimits, f: FailedTry): boolean {
  * Why a failed try may be sent again at once, to the same target on a new connection, without
  * counting as a retry or against the target (once per request, `mayResend`):
  * - `refused`: an HTTP/2 origin refused the stream (REFUSED_STREAM, e.g. one opened after its
- *   graceful GOAWAY): RFC 9113 §8.7 guarantees it was not processed.
+ *   graceful GOAWAY): RFC 9113 §8.7 guarantees it was not processed; or node could not even send
+ *   its HEADERS (a frame error on a session that had just received GOAWAY).
  * - `closed`: the connection closed or reset before any response byte: the race of a reused
  *   keep-alive connection the origin had just closed (nginx resends on a cached connection's error
  *   the same way, without counting a failure).
@@ -62,10 +63,14 @@ export type UnansweredTry = 'refused' | 'closed';
  * facts to show a connection that had answered before (bytes read): a reused one. A new connection
  * that closes on a request is the target's failure, retried elsewhere as usual.
  */
-export function unansweredTry(err: { code?: string; message?: string; socket?: { bytesRead?: number } }): UnansweredTry | undefined {
+export function unansweredTry(err: { code?: string; message?: string; socket?: { bytesRead?: number }; scriptgateBytesRead?: number }): UnansweredTry | undefined {
   const code = err.code ?? '';
   if (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(err.message ?? '')) return 'refused';
+  // node could not send the request's HEADERS (the session had just received GOAWAY): never sent.
+  if (code === 'UND_ERR_INFO' && /"frameError" received - type 1,/.test(err.message ?? '')) return 'refused';
   if (code === 'UND_ERR_SOCKET' && (err.socket?.bytesRead ?? 0) > 0) return 'closed';
+  // A reset (RST instead of FIN) of a connection that had answered before (undici patch: scriptgateBytesRead).
+  if ((code === 'ECONNRESET' || code === 'EPIPE') && (err.scriptgateBytesRead ?? 0) > 0) return 'closed';
   return undefined;
 }
 

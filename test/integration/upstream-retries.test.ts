@@ -108,18 +108,28 @@ describe('upstream retries and failover', () => {
 });
 
 describe('a keep-alive connection the origin closed as the request arrived', () => {
-  /** An origin that answers the first request of each connection and closes the connection when the next one arrives (an idle timeout racing the request). */
-  async function closesOnSecond(): Promise<Origin & { requests: string[] }> {
+  /**
+   * An origin that answers the first request of each connection and closes the connection when
+   * the next one arrives (an idle timeout racing the request): with a FIN, or with a RST (`reset`).
+   */
+  async function closesOnSecond(reset = false): Promise<Origin & { requests: string[] }> {
     const requests: string[] = [];
     const origin = await startOrigin((req, res) => {
       const socket = req.socket as net.Socket & { sgServed?: number };
       socket.sgServed = (socket.sgServed ?? 0) + 1;
       requests.push(`${req.method} ${req.url} #${socket.sgServed}`);
-      if (socket.sgServed > 1) return socket.destroy();
+      if (socket.sgServed > 1) return reset ? socket.resetAndDestroy() : socket.destroy();
       res.end('fresh');
     }, 'racy');
     return Object.assign(origin, { requests });
   }
+
+  it('the same when the origin resets the connection (RST) instead of closing it', async () => {
+    const origin = await closesOnSecond(true);
+    const { port } = await startProxy(config([origin.address], '    retries: 0\n').replace('max_fails: 0', 'max_fails: 1, cooldown: 30s'));
+    for (let i = 0; i < 4; i++) expect((await request(port, { path: `/g${i}` })).status, `request ${i}`).toBe(200);
+    for (let i = 1; i < 4; i++) expect(origin.requests.filter((r) => r.startsWith(`GET /g${i} `)).at(-1)).toBe(`GET /g${i} #1`);
+  });
 
   it('a GET is sent again on a new connection (not a 502, not a retry, not a failure), as nginx does for a cached connection', async () => {
     const origin = await closesOnSecond();
