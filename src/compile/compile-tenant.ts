@@ -83,12 +83,26 @@ function formatMessage(scriptsDir: string, m: esbuild.Message): string {
 }
 
 /** Bumped when TenantBundle gains a field, so bundles cached on disk by older versions are rebuilt. */
-const BUNDLE_FORMAT = 2;
+const BUNDLE_FORMAT = 3;
 
 interface CacheEntry {
   bundle: TenantBundle;
-  /** Absolute path and SHA-1 of every input file of the bundle. */
+  /**
+   * Absolute path and SHA-1 of every input file of the bundle (esbuild names them by their real
+   * paths), and, marked with a leading `@`, the scripts folder and each entry script as the config
+   * names them with the real path each led to: a Kubernetes ConfigMap swaps its `..data` link to a
+   * new folder and deletes the old one only later, so the old files' hashes alone still match.
+   */
   inputs: Array<[string, string]>;
+}
+
+/** The real path `file` leads to now, or undefined. */
+async function realOf(file: string): Promise<string | undefined> {
+  try {
+    return await realpath(file);
+  } catch {
+    return undefined;
+  }
 }
 
 const MAX_CACHED = 256;
@@ -105,7 +119,7 @@ async function sha1(file: string): Promise<string | undefined> {
 }
 
 async function unchanged(entry: CacheEntry): Promise<boolean> {
-  const now = await Promise.all(entry.inputs.map(([file]) => sha1(file)));
+  const now = await Promise.all(entry.inputs.map(([file]) => (file.startsWith('@') ? realOf(file.slice(1)) : sha1(file))));
   return now.every((h, i) => h !== undefined && h === entry.inputs[i]![1]);
 }
 
@@ -209,7 +223,12 @@ async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ resu
       .filter((f) => f !== '<entry>')
       .map((f) => path.resolve(scriptsDir, f.replace(/^file:/, '')));
     const hashes = await Promise.all(files.map((f) => sha1(f)));
-    const inputs = hashes.every((h) => h !== undefined) ? files.map((f, i): [string, string] => [f, hashes[i]!]) : undefined;
+    const named = [scriptsDir, ...keys.map((k) => path.resolve(scriptsDir, k))];
+    const reals = await Promise.all(named.map(realOf));
+    const inputs =
+      hashes.every((h) => h !== undefined) && reals.every((r) => r !== undefined)
+        ? [...files.map((f, i): [string, string] => [f, hashes[i]!]), ...named.map((f, i): [string, string] => [`@${f}`, reals[i]!])]
+        : undefined;
     const bundle: TenantBundle = {
       tenant: opts.tenant,
       scriptsDir,

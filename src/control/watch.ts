@@ -3,7 +3,7 @@
  * as node_modules is never walked), and calls `onChange` once per burst of changes (debounced). Started by the process that owns reloads (the single process or the
  * cluster primary) when `reload.watch` is on (the default). Returns a function that stops watching.
  * Editors that replace a file (write + rename) are covered because the folder, not the file, is
- * watched.
+ * watched, and so is a ConfigMap volume's update (its `..data` link renamed over).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
@@ -37,7 +37,8 @@ export function watchForChanges(file: string, folders: string[], debounceMs: num
       logger.warn({ dir, err: (err as Error).message }, 'cannot watch folder; reload with SIGHUP or POST /reload');
     }
   };
-  const isScript = (n: string) => /\.(m?[jt]sx?|json)$/.test(n);
+  // `..data` is the link a Kubernetes ConfigMap volume swaps to publish new files.
+  const isScript = (n: string) => /\.(m?[jt]sx?|json)$/.test(n) || n === '..data';
   add(configDir, (n) => n === base || (folders.includes(configDir) && isScript(n)));
   for (const dir of new Set(folders)) if (dir !== configDir) add(dir, isScript);
   return () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileTenant } from '../../../src/compile/compile-tenant.ts';
@@ -67,6 +67,14 @@ describe('compileTenant', () => {
     symlinkSync('..data/lib', path.join(cm, 'lib'));
     const r = await compileTenant({ tenant: 'cm', scriptsDir: cm, scripts: ['access.ts'] });
     expect(r.ok ? 'ok' : r.problems).toBe('ok');
+    // The kubelet's update: a new timestamped folder, `..data` swapped to it, the old one still there.
+    mkdirSync(path.join(cm, '..2026_11_27_01_00_00.2', 'lib'), { recursive: true });
+    writeFileSync(path.join(cm, '..2026_11_27_01_00_00.2', 'access.ts'), 'import { up } from "./lib/up.ts";\nexport default function (ctx: any) { ctx.vars.v = up("b") + "-v2"; }\n');
+    writeFileSync(path.join(cm, '..2026_11_27_01_00_00.2', 'lib', 'up.ts'), 'export const up = (s: string) => s.toUpperCase();\n');
+    symlinkSync('..2026_11_27_01_00_00.2', path.join(cm, '..data_tmp'));
+    renameSync(path.join(cm, '..data_tmp'), path.join(cm, '..data'));
+    const again = await compileTenant({ tenant: 'cm', scriptsDir: cm, scripts: ['access.ts'] });
+    expect(again.ok && again.bundle.code).toMatch(/-v2/);
   });
 
   it('keeps a source map back to the original files', async () => {
