@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import type { Config } from './schema.ts';
 
 type Problem = [Array<string | number>, string];
@@ -45,10 +46,19 @@ function fileProblem(file: string, kind: Kind): string | undefined {
 /** Problems of every TLS file `config` names; paths are absolute (load.ts resolves them first). */
 export function tlsFileProblems(config: Config): Problem[] {
   const out: Problem[] = [];
-  const check = (where: Array<string | number>, file: string | undefined, kind: Kind) => {
-    if (file === undefined || file === '') return;
+  const check = (where: Array<string | number>, file: string | undefined, kind: Kind): boolean => {
+    if (file === undefined || file === '') return false;
     const p = fileProblem(file, kind);
     if (p) out.push([where, p]);
+    return !p;
+  };
+  /** A certificate and its key that both read must belong together (a mismatch is a TLS failure at the first handshake). */
+  const pair = (where: Array<string | number>, cert: string, key: string) => {
+    try {
+      createSecureContext({ cert: readFileSync(cert), key: readFileSync(key) });
+    } catch (err) {
+      out.push([where, `${key} is not the key of ${cert} (${(err as Error).message})`]);
+    }
   };
   const terminations: Array<[Array<string | number>, Config['listen'][number]['tls']]> = [
     ...config.listen.map((l, i): [Array<string | number>, Config['listen'][number]['tls']] => [['listen', i, 'tls'], l.tls]),
@@ -57,16 +67,16 @@ export function tlsFileProblems(config: Config): Problem[] {
   for (const [where, tls] of terminations) {
     if (!tls) continue;
     tls.certificates.forEach((c, j) => {
-      check([...where, 'certificates', j, 'cert'], c.cert, 'certificate');
-      check([...where, 'certificates', j, 'key'], c.key, 'key');
+      const both = [check([...where, 'certificates', j, 'cert'], c.cert, 'certificate'), check([...where, 'certificates', j, 'key'], c.key, 'key')];
+      if (both.every(Boolean)) pair([...where, 'certificates', j, 'key'], c.cert, c.key);
     });
     check([...where, 'client_ca'], tls.client_ca, 'certificate');
   }
   for (const [name, u] of Object.entries(config.upstreams)) {
     if (!u.tls) continue;
     check(['upstreams', name, 'tls', 'ca'], u.tls.ca, 'certificate');
-    check(['upstreams', name, 'tls', 'cert'], u.tls.cert, 'certificate');
-    check(['upstreams', name, 'tls', 'key'], u.tls.key, 'key');
+    const both = [check(['upstreams', name, 'tls', 'cert'], u.tls.cert, 'certificate'), check(['upstreams', name, 'tls', 'key'], u.tls.key, 'key')];
+    if (both.every(Boolean)) pair(['upstreams', name, 'tls', 'key'], u.tls.cert!, u.tls.key!);
   }
   return out;
 }

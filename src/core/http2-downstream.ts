@@ -49,6 +49,9 @@ export class Http2Downstream {
         enablePush: false,
         enableConnectProtocol: onWebSocket !== undefined,
       },
+      // node's default of 128 header fields reset requests far below max_header_size (130 cookie
+      // crumbs); the size limit is what bounds a header list, as for HTTP/1.1.
+      maxHeaderListPairs: 65_536,
     });
     const server = this.server;
     server.on('request', (req, res) => onRequest(req, res, false));

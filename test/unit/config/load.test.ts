@@ -4,6 +4,7 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, locate, parseConfig } from '../../../src/config/load.ts';
 import { tlsFileProblems } from '../../../src/config/tls-files.ts';
+import { createTestCa } from '../../helpers/certs.ts';
 import { parseDuration, parseHostPort, parseSize } from '../../../src/config/units.ts';
 
 function problems(text: string, file = 'sg.yaml'): string[] {
@@ -146,6 +147,30 @@ routes:
     expect(found[1]).toMatch(/^sg\.yaml:11: upstreams\.tls_two\.tls\.ca: .*empty-ca\.pem holds no PEM certificate$/);
     expect(found[2]).toMatch(/^sg\.yaml:12: upstreams\.tls_two\.tls\.cert: .*empty-ca\.pem holds no PEM certificate$/);
     expect(found[3]).toMatch(/^sg\.yaml:13: upstreams\.tls_two\.tls\.key: .*bad\.key is not a PEM private key/);
+  });
+
+  it('a certificate and a key that do not belong together are a problem at the key, for listeners and upstream mTLS alike', () => {
+    const ca = createTestCa();
+    const a = ca.issue('a', 'DNS:a.test');
+    const b = ca.issue('b', 'DNS:b.test');
+    const yaml = `listen:
+  - address: 127.0.0.1:6188
+    tls: { certificates: [{ cert: "${a.certPath}", key: "${b.keyPath}" }] }
+upstreams:
+  api:
+    targets: ["127.0.0.1:9001"]
+    tls: { cert: "${a.certPath}", key: "${a.keyPath}" }
+  bad:
+    targets: ["127.0.0.1:9002"]
+    tls: { cert: "${b.certPath}", key: "${a.keyPath}" }
+routes:
+  - upstream: api
+`;
+    const loaded = parseConfig(yaml, 'sg.yaml');
+    const found = locate(loaded, tlsFileProblems(loaded.config));
+    expect(found).toHaveLength(2);
+    expect(found[0]).toMatch(/^sg\.yaml:3: listen\[0\]\.tls\.certificates\[0\]\.key: .* is not the key of /);
+    expect(found[1]).toMatch(/^sg\.yaml:10: upstreams\.bad\.tls\.key: .* is not the key of /);
   });
 
   it('a target without a port, a target on port 0, a route host with a port and an upstream_host that is not a Host are refused by name', () => {
