@@ -60,6 +60,8 @@ function isEncoded(value: string | string[] | undefined): boolean {
   const v = (Array.isArray(value) ? value.join(',') : value).trim().toLowerCase();
   return v !== '' && v !== 'identity';
 }
+/** The longest delay setTimeout takes (larger ones fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Resends of unanswered tries per request (refused streams, keep-alive connections closed under the request). */
 const MAX_RESENDS = 4;
 
@@ -591,7 +593,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!isGrpcContentType(req.headers['content-type'])) return;
     this.#grpc = true;
     const ms = parseGrpcTimeout(req.headers['grpc-timeout']);
-    if (ms !== undefined) this.#deadline = setTimeout(() => this.#deadlinePassed(), ms);
+    // A deadline beyond what a timer holds (2^31 ms, about 24.8 days; a timer would fire at once) is no deadline here.
+    if (ms !== undefined && ms < MAX_TIMER_MS) this.#deadline = setTimeout(() => this.#deadlinePassed(), ms);
   }
 
   /** grpc-timeout passed: the client gets DEADLINE_EXCEEDED and the upstream stream is cancelled. */

@@ -209,6 +209,17 @@ describe('gRPC through the proxy', () => {
     expect(r.err!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
   });
 
+  it('a deadline longer than a timer holds (30 days, and the largest grpc-timeout) is no deadline at the proxy, not an instant DEADLINE_EXCEEDED', async () => {
+    const up = await startGrpcServer();
+    const c = client(await proxyTo(up.address));
+    const r = await unary(c, { text: 'far' }, new grpc.Metadata(), { deadline: Date.now() + 30 * 24 * 3600 * 1000 });
+    expect(r.err ?? null).toBeNull();
+    const port = await proxyTo(up.address);
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const raw = await h2Request(session, { ':method': 'POST', ':path': '/test.Echo/Unary', ':authority': 'x', 'content-type': 'application/grpc', 'grpc-timeout': '99999999H', te: 'trailers' }, Buffer.alloc(5));
+    expect(raw.headers['grpc-status'] ?? raw.trailers['grpc-status']).not.toBe(String(grpc.status.DEADLINE_EXCEEDED));
+  });
+
   it('the proxy itself enforces grpc-timeout when the upstream never answers', async () => {
     // An origin that takes the stream and never responds.
     const silent = http2.createServer();
