@@ -411,7 +411,9 @@ export interface BalancerContext extends BaseContext {
 
 /**
  * header_filter: runs when the upstream's response head has arrived, before anything is sent to
- * the client.
+ * the client; also on a response the proxy makes itself once the route is known (an `exit()` or
+ * `redirect()` of rewrite/access, a 502/503/504), as OpenResty's header filters run on ngx.exit and
+ * error pages, but not on the 500 of a script that failed.
  * Default (no script): the head is sent as received.
  * May change the response status and headers. The request is read-only. Cannot end the request.
  */
@@ -427,7 +429,8 @@ export interface HeaderFilterContext extends BaseContext {
 
 /**
  * body_filter: runs for each chunk of the response body, streaming, and once more at the end
- * with `eof = true` (often with an empty chunk).
+ * with `eof = true` (often with an empty chunk); on a response the proxy makes itself (an exit's
+ * body), once, with the whole body and `eof = true`.
  * Default (no script, or a handler returning nothing): the chunk is sent unchanged.
  * Request and response are read-only. When a script changes the body, Content-Length is dropped
  * and the response goes chunked. Runs for every chunk: per-byte work here is what costs.

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
 import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
-import type { ScriptSession, RouteScripts } from '../phases/contract.ts';
+import type { ResponseHead, ScriptSession, RouteScripts } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
 import { forwardResponseHeaders, headerIn, scriptFramedHeaders, withoutHeaders } from './hop-by-hop.ts';
 import type { CompiledRoute } from './router.ts';
@@ -89,6 +89,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #replay: Buffer | undefined;
   #firstTry = -1;
   #retries = 0;
+  /** The route's filters ran on a response the proxy made itself (#filterLocal): never twice. */
+  #localFiltered = false;
   /** Resends of unanswered tries so far (retry-policy.ts `mayResend`; at most MAX_RESENDS). */
   #resends = 0;
   #method = '';
@@ -729,14 +731,46 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#grpc && status !== 200 && !headers.includes('grpc-status')) {
       return endGrpc(this.#res, this.#id, grpcStatusForHttp(status), typeof body === 'string' ? body.trim() : `HTTP ${status}`);
     }
-    const out = headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id);
+    let out = headers.includes('x-request-id') ? headers : headers.concat('x-request-id', this.#id);
+    let reply: string | Uint8Array = body;
+    // header_filter and body_filter see an exit's response too, as OpenResty's filters see ngx.exit's.
     try {
-      this.#bytesSent = sendLocal(this.#res, status, out, body, this.#method === 'HEAD');
+      const filtered = this.#filterLocal(status, out, body);
+      if (filtered) ({ status, headers: out, body: reply } = filtered);
+    } catch (err) {
+      return this.#fail(err);
+    }
+    this.#status = status;
+    try {
+      this.#bytesSent = sendLocal(this.#res, status, out, reply, this.#method === 'HEAD');
       this.#responseHeaders = out;
     } catch (err) {
       // The script's head cannot be sent (an HTTP/2 single-value field given twice): its failure, a 500.
       this.#fail(err);
     }
+  }
+
+  /**
+   * A response the proxy makes itself (an exit, a redirect, a 502/503/504 after routing) through
+   * the route's header_filter and body_filter, once per request, as OpenResty runs its filters on
+   * ngx.exit and error pages: CORS or security headers reach a 401 or a 502 too. Undefined when
+   * the route has neither (or they ran already); throws the script's error when one fails.
+   */
+  #filterLocal(status: number, headers: string[], body: string | Uint8Array): { status: number; headers: string[]; body: Buffer } | undefined {
+    const scripts = this.#scripts;
+    const session = this.#session;
+    if (!scripts || !session || this.#localFiltered || (!scripts.has.header_filter && !scripts.has.body_filter)) return undefined;
+    this.#localFiltered = true;
+    const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const head: ResponseHead = { status, headers };
+    let next: ResponseHead | undefined;
+    let out: Buffer | undefined;
+    if (session.responseStart) ({ head: next, body: out } = session.responseStart(head, bytes, true));
+    else {
+      next = session.headerFilter(head);
+      if (scripts.has.body_filter) out = session.bodyFilter(bytes, true);
+    }
+    return { status: next?.status ?? status, headers: next?.headers ?? headers, body: out ?? bytes };
   }
 
   #local(status: number, code: ErrorCode, detail?: string, extraHeaders: string[] = []): void {
@@ -745,8 +779,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
     if (status === 400 || status === 408 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
     if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(code), detail ?? new ProxyError(code).message);
-    const body = `${status} ${detail ?? new ProxyError(code).message}\n`;
-    const headers = ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders];
+    let body: string | Buffer = `${status} ${detail ?? new ProxyError(code).message}\n`;
+    let headers = ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders];
+    // The route's filters see the proxy's own error responses too, unless a script is what failed
+    // (or its tenant is over budget): those scripts are not run again.
+    if (new ProxyError(code).source !== 'script') {
+      try {
+        const filtered = this.#filterLocal(status, headers, body);
+        if (filtered) {
+          ({ status, headers, body } = filtered);
+          this.#status = status;
+        }
+      } catch (err) {
+        this.#logScriptError(err);
+      }
+    }
     try {
       this.#bytesSent = sendLocal(this.#res, status, headers, body, this.#method === 'HEAD');
       this.#responseHeaders = headers;

@@ -59,6 +59,48 @@ describe('body_filter and the bytes it is given', () => {
   });
 });
 
+describe("the route's filters see the responses the proxy makes itself, as OpenResty's see ngx.exit and error pages", () => {
+  it('header_filter adds its header to an exit (401), a redirect and a 502; body_filter rewrites an exit body; a script failure is not filtered again', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(
+      config(origin, '    access_by_script: ac.ts\n    header_filter_by_script: hf.ts\n    body_filter_by_script: bf.ts\n  - name: dead\n    match: { path_prefix: /dead/ }\n    upstream: dead\n    header_filter_by_script: hf.ts\n').replace('upstreams:\n', 'upstreams:\n  dead:\n    targets: ["127.0.0.1:1"]\n'),
+      {
+        'ac.ts': `export default function (ctx: any) {
+          if (ctx.request.path === "/private") return ctx.exit(401, { headers: { "www-authenticate": "Bearer" }, body: "no token\\n" });
+          if (ctx.request.path === "/moved") return ctx.redirect("/new", 301);
+          if (ctx.request.path === "/boom") return ctx.exit(403);
+        }`,
+        'hf.ts': `export default function (ctx: any) {
+          if (ctx.request.path === "/boom") throw new Error("filter broke");
+          ctx.response.headers.set("access-control-allow-origin", "*");
+          ctx.response.headers.set("x-filtered-status", String(ctx.response.status));
+        }`,
+        'bf.ts': 'export default function (ctx: any, chunk: string) { return chunk.toUpperCase(); }',
+      },
+    );
+    const denied = await request(port, { path: '/private' });
+    expect(denied.status).toBe(401);
+    expect(denied.headers['access-control-allow-origin']).toBe('*');
+    expect(denied.headers['x-filtered-status']).toBe('401');
+    expect(denied.headers['www-authenticate']).toBe('Bearer');
+    expect(denied.text).toBe('NO TOKEN\n');
+    const moved = await request(port, { path: '/moved' });
+    expect(moved.status).toBe(301);
+    expect(moved.headers.location).toBe('/new');
+    expect(moved.headers['access-control-allow-origin']).toBe('*');
+    const dead = await request(port, { path: '/dead/x' });
+    expect(dead.status).toBe(502);
+    expect(dead.headers['x-filtered-status']).toBe('502');
+    // header_filter fails on the exit's response: a 500, which is not filtered again
+    const boom = await request(port, { path: '/boom' });
+    expect(boom.status).toBe(500);
+    expect(boom.headers['x-filtered-status']).toBeUndefined();
+    const ok = await request(port, { path: '/fine' });
+    expect(ok.headers['x-filtered-status']).toBe('200');
+    expect(ok.text).toBe(ok.text.toUpperCase());
+  });
+});
+
 describe('what is counted as sent', () => {
   it('a body a header_filter made bodiless (204) is not counted in the access log or the log phase', async () => {
     const origin = await startOrigin((_req, res) => {
