@@ -232,7 +232,11 @@ export interface Env {
   readonly [name: string]: string | undefined;
 }
 
-/** Structured fields of a log line (JSON-serialisable). */
+/**
+ * Structured fields of a log line (JSON-serialisable). A field named like one of the line's own
+ * keys (`time`, `level`, `msg`, `pid`, `hostname`, `tenant`, `route`, `reqId`, `phase`) is written
+ * as `field_<name>`.
+ */
 export type LogFields = Record<string, unknown>;
 
 /**

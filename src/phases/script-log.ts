@@ -2,7 +2,8 @@
  * Writes a script's `ctx.log.*` lines into the request's pino logger. Runs on the host right after
  * the crossing that collected them returns (or after a log flush). Default: the child logger is
  * created on the first line only, with `tenant` and `route` bindings (the request logger already
- * has reqId); a script's fields cannot overwrite those or pino's own keys.
+ * has reqId); a script's field named like one of those or pino's own keys (`time`, `level`,
+ * `msg`, `phase`…) is kept under `field_<name>` (`field_time`) rather than overwriting it.
  */
 import type { Logger } from 'pino';
 import type { WireLog } from '../sandbox/wire.ts';
@@ -10,7 +11,7 @@ import { TENANT_FILENAME } from '../compile/compile-tenant.ts';
 import type { SourceMapper } from '../compile/source-mapper.ts';
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-const RESERVED = new Set(['tenant', 'route', 'reqId', 'level', 'time', 'msg', 'pid', 'hostname']);
+const RESERVED = new Set(['tenant', 'route', 'reqId', 'level', 'time', 'msg', 'pid', 'hostname', 'phase']);
 
 export class ScriptLogSink {
   readonly #base: Logger | (() => Logger);
@@ -50,7 +51,7 @@ export class ScriptLogSink {
       const obj: Record<string, unknown> = {};
       if (fields) {
         try {
-          for (const [k, v] of Object.entries(JSON.parse(fields) as Record<string, unknown>)) if (!RESERVED.has(k)) obj[k] = v;
+          for (const [k, v] of Object.entries(JSON.parse(fields) as Record<string, unknown>)) obj[RESERVED.has(k) ? `field_${k}` : k] = v;
         } catch {
           /* fields were checked inside the isolate; ignore anything odd */
         }
