@@ -547,7 +547,7 @@ export type HeaderFilterHandler = (ctx: HeaderFilterContext) => void;
  * Default export of a `body_filter_by_script` file. `chunk` is text decoded as UTF-8 (a character
  * split across network chunks arrives whole in the next call). Return the chunk to send (string,
  * sent as UTF-8, or bytes), or nothing to send the original bytes unchanged. The result may be at
- * most 4 × the chunk's length + 64 KiB.
+ * most 4 × the chunk's length + 1 MiB (room to inject a script or a banner into a small chunk).
  */
 export type BodyFilterHandler = (ctx: BodyFilterContext, chunk: string, eof: boolean) => string | Uint8Array | void;
 /** Default export of a `log_by_script` file. */

@@ -26,7 +26,7 @@ export const WIRE_LIMITS = {
   flushResult: 1 << 20,
   /** body_filter may return at most factor × input + slack characters/bytes. */
   bodyFactor: 4,
-  bodySlack: 64 * 1024,
+  bodySlack: 1 << 20,
   logEntriesPerCall: 100,
   logMessage: 8 * 1024,
   logFields: 16 * 1024,

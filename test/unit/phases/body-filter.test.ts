@@ -35,7 +35,7 @@ beforeAll(async () => {
     'body.ts': `export default function body(ctx: any, chunk: string, eof: boolean) {
   ctx.vars.seen = ((ctx.vars.seen as string) ?? "") + "[" + chunk + "]";
   if (ctx.response.headers.get("x-mode") === "keep") return;
-  if (ctx.response.headers.get("x-mode") === "big") return "y".repeat(chunk.length * 4 + 65537);
+  if (ctx.response.headers.get("x-mode") === "big") return "y".repeat(chunk.length * 4 + (1 << 20) + 1);
   return eof ? ctx.vars.seen + "(" + ctx.response.status + ")" : "";
 }
 `,
@@ -68,7 +68,7 @@ describe('body_filter', () => {
     expect(Buffer.concat([first!, second!, last])).toEqual(Buffer.concat([Buffer.from('x'), smile, Buffer.from([0xe2])]));
     s.close();
   });
-  it('a result larger than 4 × input + 64 KiB is PRX_ERR_SCRIPT_RESULT', () => {
+  it('a result larger than 4 × input + 1 MiB is PRX_ERR_SCRIPT_RESULT', () => {
     const rs = f.host.route(0)!;
     const s = rs.open(request(), f.logger);
     s.headerFilter({ status: 200, headers: ['x-mode', 'big'] });
