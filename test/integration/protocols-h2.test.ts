@@ -163,6 +163,20 @@ routes:
   });
 });
 
+/** A plain h2c origin on loopback calling `onStream` per stream; its sessions are destroyed after the test. */
+async function startH2Server(onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): Promise<{ address: string; sessions: Set<http2.ServerHttp2Session> }> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => sessions.add(s));
+  server.on('stream', onStream);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(() => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, sessions };
+}
+
 describe('HTTP/2 upstreams', () => {
   it('protocol: http2 over h2c: streams multiplexed, bodies and trailers forwarded to an h2 client', async () => {
     const origin = await startH2Origin();
@@ -183,11 +197,8 @@ describe('HTTP/2 upstreams', () => {
   it("an origin's graceful GOAWAY (NO_ERROR, as nginx's keepalive_requests or gRPC's max connection age) lets its streams finish and the next requests go to a new connection", async () => {
     // Every third stream on a session: the origin starts a graceful close (GOAWAY, NO_ERROR), then
     // answers 100 ms later, while other requests are in flight on the same session.
-    const server = http2.createServer();
     let streams = 0;
-    const sessions = new Set<http2.ServerHttp2Session>();
-    server.on('session', (s) => sessions.add(s));
-    server.on('stream', (stream, headers) => {
+    const { address, sessions } = await startH2Server((stream, headers) => {
       const n = ++streams;
       if (n % 3 === 0) stream.session?.close();
       setTimeout(() => {
@@ -196,12 +207,6 @@ describe('HTTP/2 upstreams', () => {
         stream.end(`answer ${headers[':path']}`);
       }, n % 3 === 0 ? 100 : 20);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    onTestFinished(() => {
-      for (const s of sessions) s.destroy();
-      server.close();
-    });
-    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     const { port } = await startProxy(h2cConfig(address, '', '    protocol: http2\n    retries: 0\n    passive: { max_fails: 1, cooldown: 30s }\n'));
     for (let round = 0; round < 6; round++) {
       // Many at once: some are written on a session just as its GOAWAY arrives.
@@ -214,12 +219,9 @@ describe('HTTP/2 upstreams', () => {
   });
 
   it('requests to an HTTP/2 upstream share a connection as concurrent streams, POSTs and streamed bodies too (gRPC calls never wait behind a long one)', async () => {
-    const server = http2.createServer();
-    const sessions = new Set<http2.ServerHttp2Session>();
     let open = 0;
     let peak = 0;
-    server.on('session', (s) => sessions.add(s));
-    server.on('stream', (stream) => {
+    const { address, sessions } = await startH2Server((stream) => {
       peak = Math.max(peak, ++open);
       stream.resume();
       stream.on('end', () =>
@@ -230,12 +232,6 @@ describe('HTTP/2 upstreams', () => {
         }, 300),
       );
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    onTestFinished(() => {
-      for (const s of sessions) s.destroy();
-      server.close();
-    });
-    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     const { port } = await startProxy(h2cConfig(address, '', '    protocol: http2\n    connections: 1\n'));
     expect((await request(port, { path: '/warm' })).status).toBe(200);
     const t0 = Date.now();
