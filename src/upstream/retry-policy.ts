@@ -87,9 +87,10 @@ export function mayResend(why: UnansweredTry | undefined, method: string, body: 
 /**
  * Whether to buffer a request body so that it can be replayed: only for idempotent methods (a
  * POST is never resent after it reached a target) with a Content-Length within `retry_body_limit`.
+ * Also with `retries: 0`: a resend on a new connection (mayResend) needs the body too.
  */
 export function shouldBufferBody(limits: RetryLimits, method: string, contentLength: string | undefined): boolean {
-  if (limits.retries === 0 || limits.retry_body_limit === 0 || !IDEMPOTENT.has(method) || contentLength === undefined) return false;
+  if (limits.retry_body_limit === 0 || !IDEMPOTENT.has(method) || contentLength === undefined) return false;
   const n = Number(contentLength);
   return Number.isInteger(n) && n > 0 && n <= limits.retry_body_limit;
 }

@@ -143,6 +143,15 @@ describe('a keep-alive connection the origin closed as the request arrived', () 
     for (let i = 1; i < 4; i++) expect(origin.requests.filter((r) => r.startsWith(`GET /g${i} `)).at(-1)).toBe(`GET /g${i} #1`);
   });
 
+  it('a small PUT body is kept, so a PUT is resent the same way (retries: 0)', async () => {
+    const origin = await closesOnSecond();
+    const { port } = await startProxy(config([origin.address], '    retries: 0\n'));
+    expect((await request(port, { path: '/g' })).status).toBe(200);
+    const put = await request(port, { method: 'PUT', path: '/doc', body: 'same body' });
+    expect(put.status).toBe(200);
+    expect(origin.seen.filter((r) => r.method === 'PUT').map((r) => r.body.toString())).toEqual(['same body', 'same body']);
+  });
+
   it('a POST is not sent twice: 502', async () => {
     const origin = await closesOnSecond();
     const { port } = await startProxy(config([origin.address], '    retries: 0\n'));
