@@ -62,8 +62,8 @@ function isEncoded(value: string | string[] | undefined): boolean {
 }
 /** The longest delay setTimeout takes (larger ones fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Resends of unanswered tries per request (refused streams, keep-alive connections closed under the request). */
-const MAX_RESENDS = 4;
+/** Resends of unanswered tries per request: each stale keep-alive connection fails once and is dropped, and an HTTP/2 origin at its keepalive_requests refuses on each of its connections, so the pool may hold many such (nginx goes through all its cached connections the same way). */
+const MAX_RESENDS = 32;
 
 /** Methods a route can serve, for `Allow`. */
 export const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';

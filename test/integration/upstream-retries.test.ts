@@ -124,6 +124,21 @@ describe('a keep-alive connection the origin closed as the request arrived', () 
     return Object.assign(origin, { requests });
   }
 
+  it('under concurrency a resend may meet another stale idle connection, and goes on until a fresh one answers', async () => {
+    const origin = await closesOnSecond();
+    const { port } = await startProxy(config([origin.address], '    retries: 0\n').replace('max_fails: 0', 'max_fails: 1, cooldown: 30s'));
+    // Ten connections, each answered once: ten stale ones idle in the pool.
+    for (const r of await Promise.all(Array.from({ length: 10 }, (_, i) => request(port, { path: `/warm${i}` })))) expect(r.status).toBe(200);
+    // Ten clients in a loop (as wrk): a resend may meet several stale connections in turn before a new one answers it.
+    const statuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, c) => {
+        for (let i = 0; i < 8; i++) statuses.push((await request(port, { path: `/again${c}/${i}` })).status);
+      }),
+    );
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+
   it('the same when the origin resets the connection (RST) instead of closing it', async () => {
     const origin = await closesOnSecond(true);
     const { port } = await startProxy(config([origin.address], '    retries: 0\n').replace('max_fails: 0', 'max_fails: 1, cooldown: 30s'));
