@@ -36,7 +36,7 @@ function freshBundle() {
 if (!process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   // SIGUSR1 too: left to node's default it would open the inspector in this launcher.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));
 } else {
   // Until the proxy installs its own handlers (control/early-signals.ts), the signals it acts on

@@ -432,12 +432,13 @@ export interface HeaderFilterContext extends BaseContext {
 }
 
 /**
- * body_filter: runs for each chunk of the response body, streaming, and once more at the end
- * with `eof = true` (often with an empty chunk); on a response the proxy makes itself (an exit's
- * body), once, with the whole body and `eof = true`.
- * Default (no script, or a handler returning nothing): the chunk is sent unchanged.
- * Request and response are read-only. When a script changes the body, Content-Length is dropped
- * and the response goes chunked. Runs for every chunk: per-byte work here is what costs.
+ * body_filter: runs for each chunk of the response body, streaming; the last one comes with
+ * `eof = true` (sometimes an empty chunk). On a response the proxy makes itself (an exit's body),
+ * once, with the whole body and `eof = true`.
+ * Default (no script, or a handler returning nothing or the chunk itself): the chunk's bytes are
+ * sent unchanged. Request and response are read-only. A proxied response on a route with a
+ * body_filter has no Content-Length (HTTP/1.1: chunked), as the filter may change it. Runs for
+ * every chunk: per-byte work here is what costs.
  */
 export interface BodyFilterContext extends BaseContext {
   readonly phase: 'body_filter';

@@ -310,7 +310,7 @@ export const configSchema = z
   .strictObject({
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     listen: z.array(listener).min(1, 'at least one listener is needed'),
-    admin: z.strictObject({ address, token: z.string().optional() }).optional(),
+    admin: z.strictObject({ address, token: z.string().min(1, 'an empty admin token would turn authentication off: give a token, or remove the key').optional() }).optional(),
     limits: limits.prefault({}),
     /**
      * The Via header a proxy must add to what it forwards (RFC 9110 §7.6.3), both ways:

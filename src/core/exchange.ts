@@ -91,6 +91,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #retries = 0;
   /** The route's filters ran on a response the proxy made itself (#filterLocal): never twice. */
   #localFiltered = false;
+  #clientIp: string | undefined;
+  #clientPort: number | undefined;
   /** Resends of unanswered tries so far (retry-policy.ts `mayResend`; at most MAX_RESENDS). */
   #resends = 0;
   #method = '';
@@ -141,6 +143,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#res = res;
     this.#expectContinue = expectContinue;
     this.#h2 = req.httpVersionMajor === 2;
+    // Read now: once the client's socket is gone (a POST whose connection closes after its
+    // response), node no longer knows its peer, and the access line is written after that.
+    this.#clientIp = req.socket?.remoteAddress;
+    this.#clientPort = req.socket?.remotePort;
     gen.acquire();
     if (lc.draining()) res.shouldKeepAlive = false;
     res.once('close', () => this.#finish());
@@ -270,7 +276,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // answers uncompressed (nginx users write `proxy_set_header Accept-Encoding ""` for this).
     // One a script set itself goes.
     if (this.#bodyFilter && req.headers['accept-encoding'] !== undefined && headerIn(plan.headers, 'accept-encoding') === req.headers['accept-encoding']) plan.headers = withoutHeaders(plan.headers, ACCEPT_ENCODING);
-    this.#upstreamHeaders = upstreamHeaders(plan, req.socket.remoteAddress ?? '', this.#lc.scheme, via && viaEntry(req.httpVersion, via), req.socket.localPort);
+    this.#upstreamHeaders = upstreamHeaders(plan, this.#clientIp ?? '', this.#lc.scheme, via && viaEntry(req.httpVersion, via), req.socket.localPort);
     if (this.#grpc) this.#upstreamHeaders.push('te', 'trailers'); // gRPC servers expect it
     if (this.#tracing) this.#tracing.upstreamHeaders(this.#upstreamHeaders);
     this.#headOnly = this.#method === 'HEAD';
@@ -286,7 +292,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       if (this.#expectContinue) this.#res.writeContinue();
     }
-    this.#hashKey = upstream.hashKey({ headers: this.#upstreamHeaders, clientIp: req.socket.remoteAddress ?? '', path });
+    this.#hashKey = upstream.hashKey({ headers: this.#upstreamHeaders, clientIp: this.#clientIp ?? '', path });
     if (this.#hasBody && !this.#replay && shouldBufferBody(upstream.config, this.#method, cl)) {
       readReplayBody(this.#body as unknown as import('node:stream').Readable).then(
         (buf) => {
@@ -823,7 +829,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     // A refusal of the client's own request says why (which limit); other failures stay generic.
-    this.#local(e.status, e.code, e.source === 'script' ? 'script error' : e.source === 'downstream' ? e.message : undefined);
+    // A throttled tenant is told as such; a script's own failure stays "script error" (its details are in the log).
+    this.#local(e.status, e.code, e.code === 'PRX_ERR_TENANT_THROTTLED' ? e.message : e.source === 'script' ? 'script error' : e.source === 'downstream' ? e.message : undefined);
   }
 
   #logScriptError(err: unknown): void {
@@ -843,8 +850,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     writeAccessLine(opts, this.#lc.logger, this.#gen.file, facts, () => ({
       bytesIn,
       tenant: this.#route?.config.tenant,
-      clientIp: req.socket?.remoteAddress,
-      clientPort: req.socket?.remotePort,
+      clientIp: this.#clientIp,
+      clientPort: this.#clientPort,
       host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
       scheme: this.#lc.scheme,
       httpVersion: req.httpVersion,

@@ -2,6 +2,7 @@
  * The `scriptgate` command as a user runs it: a spawned `node --no-node-snapshot bin/scriptgate.js`
  * with a temp config, talking to origins on loopback. Every child is killed by its PID after the test.
  */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,6 +166,33 @@ describe('scriptgate CLI', { timeout: 60_000 }, () => {
     expect(at - t0).toBeLessThan(5000);
     expect(await pending).toBeInstanceOf(Error);
     expect(c.lines().some((l) => l.msg === 'shutdown_timeout passed; cutting the connections still open')).toBe(true);
+  });
+
+  it('started as `node bin/scriptgate.js` (the launcher re-runs node with --no-node-snapshot), SIGQUIT reaches the proxy: it drains and both exit', async () => {
+    const origin = await startOrigin();
+    const port = await freePort();
+    const launcher = spawn(process.execPath, [path.join(ROOT, 'bin/scriptgate.js'), 'start', '-c', writeConfig(proxyConfig(port, origin))], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => launcher.once('exit', (code) => r(code)));
+    onTestFinished(() => {
+      if (launcher.exitCode === null) launcher.kill('SIGKILL');
+    });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      launcher.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('scriptgate listening')) resolve();
+      });
+      launcher.once('exit', () => reject(new Error(`exited before listening: ${out}`)));
+    });
+    expect((await request(port)).status).toBe(200);
+    launcher.kill('SIGQUIT');
+    expect(await exited).toBe(0);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(false)));
+      s.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 
   it('SIGUSR1, SIGHUP and SIGQUIT while it starts neither open the inspector nor end it: they are logged as ignored, and it comes up', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rawRequest, request, simpleConfig, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
+import { captureLogs } from '../helpers/log-capture.ts';
 
 /** Header lines of the first response in raw HTTP text, as [lower-case name, value] pairs. */
 function rawHead(text: string): Array<[string, string]> {
@@ -169,6 +170,16 @@ describe('X-Forwarded-* and Host', () => {
     expect(seen.filter(([n]) => n.replace(/_/g, '-').startsWith('x-forwarded-') || n.replace(/_/g, '-') === 'x-request-id').map(([n]) => n).sort()).toEqual(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-proto', 'x-request-id']);
     expect(origin.seen[0]!.headers['x-forwarded-port']).toBe(String(port));
     expect(origin.seen[0]!.headers['x_custom']).toBe('kept');
+  });
+
+  it("the access log names the client (client_ip, client_port) also for a POST whose connection closes after its response", async () => {
+    const origin = await startOrigin();
+    const logs = captureLogs();
+    const { port } = await startProxy(simpleConfig([origin]).replace('log: { level: silent }', 'log: { level: info, access_log: { fields: [method, path, client_ip, client_port] } }'), {}, logs.logger);
+    await rawRequest(port, 'POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc', 2000);
+    const line = await logs.waitFor((l) => l.msg === 'access' && l.path === '/p');
+    expect(line.client_ip).toBe('127.0.0.1');
+    expect(typeof line.client_port).toBe('number');
   });
 
   it('an HTTP/1.0 request without Host goes upstream with the target as Host, never an empty one', async () => {

@@ -173,6 +173,12 @@ routes:
     expect(found[1]).toMatch(/^sg\.yaml:10: upstreams\.bad\.tls\.key: .* is not the key of /);
   });
 
+  it('an empty admin token is refused (it would turn authentication off)', () => {
+    expect(problems(GOOD.replace('upstreams:', 'admin: { address: "127.0.0.1:9180", token: "" }\nupstreams:'))).toEqual([
+      'sg.yaml:3: admin.token: an empty admin token would turn authentication off: give a token, or remove the key',
+    ]);
+  });
+
   it('a target without a port, a target on port 0, a route host with a port and an upstream_host that is not a Host are refused by name', () => {
     const text = GOOD.replace('targets: ["127.0.0.1:9001", ', 'targets: ["127.0.0.1:0", "nohost", ').replace('match: { path_prefix: /v1/ }', 'match: { path_prefix: /v1/, host: "p.test:8080" }\n    upstream_host: "a b"');
     expect(problems(text)).toEqual([
