@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { constants as http2Constants } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
+import { ERRORS, ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
 import type { Generation } from '../control/generation.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { ResponseHead, ScriptSession, RouteScripts } from '../phases/contract.ts';
@@ -54,12 +54,6 @@ export interface ListenerContext {
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 /** undici fails a 204/304 that carries a Content-Length (RFC 9110 §8.6 allows it on a 304) once the head is through. */
 const BODILESS_LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
-/** True for a Content-Encoding other than identity. */
-function isEncoded(value: string | string[] | undefined): boolean {
-  if (value === undefined) return false;
-  const v = (Array.isArray(value) ? value.join(',') : value).trim().toLowerCase();
-  return v !== '' && v !== 'identity';
-}
 /** The longest delay setTimeout takes (larger ones fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Resends of unanswered tries per request: each stale keep-alive connection fails once and is dropped, and an HTTP/2 origin at its keepalive_requests refuses on each of its connections, so the pool may hold many such (nginx goes through all its cached connections the same way). */
@@ -67,6 +61,13 @@ const MAX_RESENDS = 32;
 
 /** Methods a route can serve, for `Allow`. */
 export const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
+
+/** True for a Content-Encoding other than identity. */
+function isEncoded(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  const v = (Array.isArray(value) ? value.join(',') : value).trim().toLowerCase();
+  return v !== '' && v !== 'identity';
+}
 
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #gen: Generation;
@@ -784,12 +785,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (status >= 400) this.#error = code;
     // A malformed or refused request (and any unread body behind it) ends the connection, like nginx.
     if (status === 400 || status === 408 || status === 413 || status === 414 || status === 501) this.#res.shouldKeepAlive = false;
-    if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(code), detail ?? new ProxyError(code).message);
-    let body: string | Buffer = `${status} ${detail ?? new ProxyError(code).message}\n`;
+    const spec = ERRORS[code];
+    if (this.#grpc) return endGrpc(this.#res, this.#id, grpcStatusForError(code), detail ?? spec.meaning);
+    let body: string | Buffer = `${status} ${detail ?? spec.meaning}\n`;
     let headers = ['content-type', 'text/plain; charset=utf-8', 'x-request-id', this.#id || '-', ...extraHeaders];
     // The route's filters see the proxy's own error responses too, unless a script is what failed
     // (or its tenant is over budget): those scripts are not run again.
-    if (new ProxyError(code).source !== 'script') {
+    if (spec.source !== 'script') {
       try {
         const filtered = this.#filterLocal(status, headers, body);
         if (filtered) {
