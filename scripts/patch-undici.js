@@ -17,6 +17,9 @@
 //    finish, and new requests wait for, or go to, a new connection. And: a POST or a streamed body
 //    waited until no other request ran on the HTTP/2 connection (an HTTP/1 pipelining rule), so
 //    gRPC calls went one stream per connection at a time, behind any long-lived stream.
+//    And: an aborted stream whose request body was still being piped in (a gRPC call answered by
+//    a non-gRPC response while its client was still sending) was never reset: node drops
+//    close()'s RST_STREAM in that state, so it is destroyed with an AbortError (CANCEL) instead.
 // 2. lib/dispatcher/client-h1.js: an unsolicited `100 Continue` from an origin destroyed the
 //    connection (a 502), though RFC 9110 §15.2 says a client MUST parse any 1xx before the final
 //    response; it is now skipped like 102 and 103. And: a socket error (ECONNRESET) is marked with
@@ -157,6 +160,36 @@ const patches = [
         `      // On Abort, we close the stream to send RST_STREAM frame
       // scriptgate: with CANCEL (RFC 9113 §8.4; gRPC servers read it as a cancelled call), not NO_ERROR.
       stream.close(http2.constants.NGHTTP2_CANCEL)`,
+      ],
+    ],
+  },
+  {
+    file: 'lib/dispatcher/client-h2.js',
+    mark: 'scriptgateCancelError',
+    what: 'an aborted stream whose request body is still piped in is reset, not leaked',
+    edits: [
+      [
+        `      stream.close(http2.constants.NGHTTP2_CANCEL)`,
+        `      // scriptgate: while a request body is still piped into the stream (a gRPC call whose client
+      // has not half-closed), node loses close()'s RST_STREAM and the origin's stream stays open
+      // for the life of the connection; destroy() sends it (CANCEL for an AbortError).
+      if (stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL)
+      else stream.destroy(scriptgateCancelError())`,
+      ],
+      [
+        `const { pipeline } = require('node:stream')
+`,
+        `const { pipeline } = require('node:stream')
+
+/** scriptgate: an error node's HTTP/2 maps to RST_STREAM CANCEL (its internal AbortError class). */
+function scriptgateCancelError () {
+  let made
+  const probe = new (require('node:stream').Writable)({ destroy (err, cb) { made = err; cb() } })
+  probe.on('error', () => {})
+  require('node:stream').addAbortSignal(AbortSignal.abort(), probe)
+  return made
+}
+`,
       ],
     ],
   },

@@ -239,4 +239,37 @@ describe('gRPC through the proxy', () => {
     expect(raw.status).toBe(200);
     expect(raw.headers['grpc-status'] ?? raw.trailers['grpc-status']).toBe(String(grpc.status.DEADLINE_EXCEEDED));
   });
+
+  it('a non-gRPC answer to a call whose client is still sending resets the upstream stream with CANCEL (it leaked before)', async () => {
+    // An origin that answers any stream with a never-ending text/plain body.
+    const origin = http2.createServer();
+    const closed: number[] = [];
+    origin.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.on('close', () => closed.push(stream.rstCode));
+      stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+      const tick = setInterval(() => (stream.closed ? clearInterval(tick) : stream.write('tick\n')), 50);
+    });
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const sessions = new Set<http2.Http2Session>();
+    origin.on('session', (s) => sessions.add(s));
+    onTestFinished(() => {
+      for (const s of sessions) s.destroy();
+      origin.close();
+    });
+    const port = await proxyTo(`127.0.0.1:${(origin.address() as AddressInfo).port}`);
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const upstreamClosed = new Promise<number>((resolve) => origin.once('stream', (s) => s.once('close', () => resolve(s.rstCode))));
+    // The client sends one message and keeps its side open.
+    const call = session.request({ ':method': 'POST', ':path': '/test.Echo/ClientStream', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    call.on('error', () => undefined);
+    call.write(Buffer.from([0, 0, 0, 0, 0]));
+    const head = await new Promise<http2.IncomingHttpHeaders>((resolve) => call.once('response', resolve));
+    expect(head['grpc-status']).toBe(String(grpc.status.UNKNOWN));
+    expect(String(head['grpc-message'])).toMatch(/without a gRPC status/);
+    // The origin's stream is reset while the client's call is still open.
+    expect(await upstreamClosed).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(closed).toEqual([http2.constants.NGHTTP2_CANCEL]);
+    call.close(http2.constants.NGHTTP2_CANCEL);
+  });
 });
