@@ -16,6 +16,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { onFlush } from './logger.ts';
 import { createSyslogWriter, type Facility } from './syslog.ts';
+import { accessLogDropped } from './metrics.ts';
 
 /** The fields written when `fields` is not configured (the historical access line). */
 export const DEFAULT_ACCESS_FIELDS = ['reqId', 'method', 'path', 'status', 'bytes', 'ms', 'route', 'upstream', 'error'] as const;
@@ -178,7 +179,7 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
     }
     if (options.syslog) {
       const s = options.syslog;
-      streams.push({ stream: createSyslogWriter({ address: s.address, protocol: s.protocol, facility: s.facility, appName: s.app_name }) });
+      streams.push({ stream: createSyslogWriter({ address: s.address, protocol: s.protocol, facility: s.facility, appName: s.app_name, onDrop: (n) => accessLogDropped.inc(n) }) });
     }
     target = pino(
       { level: 'info', base: logger.bindings(), timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },

@@ -133,6 +133,16 @@ export const reloadsTotal = new client.Counter({
   labelNames: ['result'] as const,
 });
 
+export const accessLogDropped = new client.Counter({
+  name: 'scriptgate_access_log_dropped_total',
+  help: 'Access-log lines dropped because the syslog server could not take them (unreachable, or not reading)',
+});
+
+export const traceSpansDropped = new client.Counter({
+  name: 'scriptgate_trace_spans_dropped_total',
+  help: 'Finished spans dropped because the OTLP export queue was full or the collector refused or failed a batch',
+});
+
 export const generationGauge = new client.Gauge({
   name: 'scriptgate_generation',
   help: 'Id of the current configuration generation',

@@ -23,6 +23,8 @@ export interface OtlpExporterOptions {
   maxBatch?: number;
   flushMs?: number;
   logger?: Logger;
+  /** Called with the number of spans just dropped (a metric). */
+  onDrop?: (n: number) => void;
 }
 
 function attr(key: string, v: AttrValue): { key: string; value: Record<string, unknown> } {
@@ -64,7 +66,7 @@ export class OtlpExporter {
   dropped = 0;
   /** Spans the collector accepted. */
   exported = 0;
-  readonly #opts: Required<Omit<OtlpExporterOptions, 'logger'>> & { logger?: Logger };
+  readonly #opts: Required<Omit<OtlpExporterOptions, 'logger' | 'onDrop'>> & Pick<OtlpExporterOptions, 'logger' | 'onDrop'>;
   #queue: SpanRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
   #sending: Promise<void> | undefined;
@@ -79,6 +81,7 @@ export class OtlpExporter {
   add(span: SpanRecord): void {
     if (this.#queue.length >= this.#opts.maxQueue) {
       this.dropped++;
+      this.#opts.onDrop?.(1);
       return;
     }
     this.#queue.push(span);
@@ -106,6 +109,7 @@ export class OtlpExporter {
         () => true,
         (err: Error) => {
           this.dropped += batch.length;
+          this.#opts.onDrop?.(batch.length);
           const now = Date.now();
           if (now - this.#lastWarn > 60_000) {
             this.#lastWarn = now;

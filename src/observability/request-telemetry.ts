@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Phase } from '../config/schema.ts';
 import type { BalancerInput, RequestPhasesResult, ResponseHead, ScriptRequest, ScriptSession } from '../phases/contract.ts';
-import { phaseDuration } from './metrics.ts';
+import { phaseDuration, traceSpansDropped } from './metrics.ts';
 import { OtlpExporter } from './otlp-exporter.ts';
 import { SPAN_KIND, Tracer, setTraceHeaders, type RequestTrace, type Span } from './tracing.ts';
 
@@ -27,7 +27,7 @@ export function tracerFor(cfg: TracingConfig, logger: Logger): Tracer {
   const key = JSON.stringify(cfg);
   let t = tracers.get(key);
   if (!t) {
-    const exporter = new OtlpExporter({ endpoint: cfg.otlp_endpoint, serviceName: cfg.service_name, maxQueue: cfg.max_queue, flushMs: cfg.flush_interval, logger });
+    const exporter = new OtlpExporter({ endpoint: cfg.otlp_endpoint, serviceName: cfg.service_name, maxQueue: cfg.max_queue, flushMs: cfg.flush_interval, logger, onDrop: (n) => traceSpansDropped.inc(n) });
     tracers.set(key, (t = new Tracer(exporter, cfg.sample_ratio)));
   }
   return t;

@@ -4,7 +4,8 @@
  * `<PRI>1 TIMESTAMP HOST APP PROCID access - {json}`: over UDP one datagram per message (RFC 5426),
  * over TCP octet-counted frames (RFC 6587) on one connection that is reopened after an error.
  * Never blocks a request: UDP sends are fire-and-forget; TCP keeps at most `maxPending` messages
- * while (re)connecting and drops the rest (counted in `dropped`).
+ * while (re)connecting, and at most `maxBufferedBytes` (default 4 MiB) unsent on a connection whose
+ * server reads slowly or not at all; it drops the rest (counted in `dropped` and by `onDrop`).
  *
  * @example
  *   const out = createSyslogWriter({ address: '127.0.0.1:514', protocol: 'udp', facility: 'local0' });
@@ -30,6 +31,10 @@ export interface SyslogOptions {
   /** APP-NAME field; default scriptgate. */
   appName?: string;
   maxPending?: number;
+  /** Unsent bytes a TCP connection may hold before messages are dropped; default 4 MiB. */
+  maxBufferedBytes?: number;
+  /** Called with the number of messages just dropped (a metric). */
+  onDrop?: (n: number) => void;
 }
 
 export interface SyslogWriter {
@@ -70,8 +75,13 @@ export function createSyslogWriter(opts: SyslogOptions): SyslogWriter {
   const app = opts.appName ?? 'scriptgate';
   const hostname = os.hostname();
   const maxPending = opts.maxPending ?? 1000;
+  const maxBuffered = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
   let dropped = 0;
   let closed = false;
+  const drop = () => {
+    dropped++;
+    opts.onDrop?.(1);
+  };
 
   if ((opts.protocol ?? 'udp') === 'udp') {
     let sock: dgram.Socket | undefined;
@@ -80,11 +90,11 @@ export function createSyslogWriter(opts: SyslogOptions): SyslogWriter {
         if (closed) return true;
         if (!sock) {
           sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-          sock.on('error', () => dropped++);
+          sock.on('error', drop);
           sock.unref();
         }
         sock.send(formatSyslog(line, facility, app, hostname), port, host, (err) => {
-          if (err) dropped++;
+          if (err) drop();
         });
         return true;
       },
@@ -126,9 +136,12 @@ export function createSyslogWriter(opts: SyslogOptions): SyslogWriter {
       if (closed) return true;
       const msg = frame(formatSyslog(line, facility, app, hostname));
       if (!conn) open();
-      if (connected) conn!.write(msg);
-      else if (pending.length < maxPending) pending.push(msg);
-      else dropped++;
+      // A server that stopped reading must not make the proxy buffer without end.
+      if (connected) {
+        if (conn!.writableLength < maxBuffered) conn!.write(msg);
+        else drop();
+      } else if (pending.length < maxPending) pending.push(msg);
+      else drop();
       return true;
     },
     get dropped() {
