@@ -11,7 +11,7 @@
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
-import { Listener } from '../core/listener.ts';
+import { Listener, listenerLimits } from '../core/listener.ts';
 import { StreamListener } from '../core/stream-listener.ts';
 import { buildGeneration, type Generation } from './generation.ts';
 import { listenerKey } from './upgrade.ts';
@@ -92,6 +92,12 @@ export class ProxyServer {
   swap(gen: Generation): void {
     const old = this.#current;
     this.#current = gen;
+    // Limits follow reloads: each bound listener takes those of the new config's listener at its address.
+    for (const [i, l] of this.listeners.entries()) {
+      const key = listenerKey('http', this.bound.listen[i]!.address);
+      const own = gen.config.listen.find((c) => listenerKey('http', c.address) === key) ?? this.bound.listen[i]!;
+      l.applyLimits(listenerLimits(own, gen.config.limits));
+    }
     old.retire();
   }
 

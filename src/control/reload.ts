@@ -29,8 +29,9 @@ async function reloadOnce(server: ProxyServer, file: string, logger: Logger): Pr
   try {
     const loaded = await loadConfig(file);
     const warnings: string[] = [];
-    // TLS certificates, client_ca, min_version and ciphers apply on reload (listener.ts reads them per connection).
-    const restartOnly = (c: Config) => JSON.stringify(c.listen.map((l) => ({ ...l, tls: l.tls ? { verify_client: l.tls.verify_client } : undefined })));
+    // TLS certificates, client_ca, min_version and ciphers apply on reload (listener.ts reads them per
+    // connection), and so do limits (ProxyServer.swap).
+    const restartOnly = (c: Config) => JSON.stringify(c.listen.map((l) => ({ ...l, limits: undefined, tls: l.tls ? { verify_client: l.tls.verify_client } : undefined })));
     // Compared with what is bound, not with the previous generation: every reload says it until a restart.
     if (restartOnly(loaded.config) !== restartOnly(server.bound)) warnings.push('listen: listener changes take effect on restart; the running listeners are kept');
     // A stream's address (and TLS on/off) is bound at start; its upstream, scripts, timeouts and certificates follow reloads.

@@ -86,6 +86,11 @@ export class Http2Downstream {
     });
   }
 
+  /** On reload: SETTINGS for new connections follow the new limits (open ones keep theirs). */
+  applyLimits(limits: LimitsConfig): void {
+    this.server.updateSettings({ maxConcurrentStreams: limits.http2_max_concurrent_streams, maxHeaderListSize: h2HeaderListCap(limits.max_header_size) });
+  }
+
   /** Serves HTTP/2 on `socket` (TLS with ALPN h2, or plain starting with the h2c preface). */
   accept(socket: Socket): void {
     this.server.emit('connection', socket);

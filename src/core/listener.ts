@@ -175,6 +175,20 @@ export class Listener {
   readonly #tunnels: TunnelSet = new Set();
   #certificates: CertificateTable | undefined;
 
+  /**
+   * On reload: this listener's limits become `next` (its own overrides over the new top-level
+   * ones). Everything read per request or per connection follows at once (body size and
+   * timeouts, URI and header caps, keep-alive, HTTP/2 SETTINGS of new connections); a connection
+   * already open keeps its parser's header-size cap and its HTTP/2 SETTINGS.
+   */
+  applyLimits(next: LimitsConfig): void {
+    Object.assign(this.#ctx.limits, next);
+    this.http1.headersTimeout = next.client_header_timeout;
+    this.http1.keepAliveTimeout = next.keepalive_timeout;
+    (this.http1 as http.Server & { maxHeaderSize: number }).maxHeaderSize = next.max_header_size;
+    this.http2?.applyLimits(next);
+  }
+
   constructor(opts: ListenerOptions) {
     this.#opts = opts;
     const config = opts.config;

@@ -1,5 +1,8 @@
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { createReloader } from '../../src/control/reload.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { rawRequest, simpleConfig, startOrigin, startProxy, statusOf, type Origin } from '../helpers/servers.ts';
 
 const LIMITS = 'limits: { max_uri_size: 1kb, max_header_size: 8kb, client_header_timeout: 500ms, max_body_size: 64kb }\n';
@@ -306,6 +309,36 @@ describe('request bodies over max_body_size', () => {
     const res = await rawRequest(port, `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, 3000);
     expect(statusOf(res.text)).toBe(200);
     expect(origin.seen[0]!.body.length).toBe(64 * 1024);
+  });
+});
+
+describe('limits follow a hot reload', () => {
+  it('a lowered max_body_size and max_uri_size apply to the next request on a connection already open; a listener override wins', async () => {
+    const origin = await watchedOrigin();
+    const base = simpleConfig([origin]);
+    const { port, server, file } = await startProxy(base.replace('upstreams:', 'limits: { max_body_size: 64 }\nupstreams:'));
+    const post = (n: number, close = false) => `POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: ${n}\r\n${close ? 'Connection: close\r\n' : ''}\r\n${'b'.repeat(n)}`;
+    expect(statusOf((await rawRequest(port, post(20, true), 3000)).text)).toBe(200);
+    // A keep-alive connection opened before the reload.
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    const answered = (n: number) => new Promise<void>((r) => { const t = setInterval(() => { if ((got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= n) { clearInterval(t); r(); } }, 5); });
+    sock.write(post(20));
+    await answered(1);
+    writeFileSync(file, base.replace('upstreams:', 'limits: { max_body_size: 10, max_uri_size: 100 }\nupstreams:'));
+    expect((await createReloader(server, file, createLogger('silent'))()).ok).toBe(true);
+    sock.write(post(20, true));
+    await answered(2);
+    sock.destroy();
+    expect(got.match(/HTTP\/1\.1 (\d{3})/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 413']);
+    expect(statusOf((await rawRequest(port, `GET /${'u'.repeat(200)} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 3000)).text)).toBe(414);
+    // The listener's own limits override the top-level ones, also after a reload.
+    writeFileSync(file, base.replace('upstreams:', 'limits: { max_body_size: 10 }\nupstreams:').replace('  - address: 127.0.0.1:0\n', '  - address: 127.0.0.1:0\n    limits: { max_body_size: 1000 }\n'));
+    const again = await createReloader(server, file, createLogger('silent'))();
+    expect(again.ok && again.warnings).toEqual([]);
+    expect(statusOf((await rawRequest(port, post(500, true), 3000)).text)).toBe(200);
   });
 });
 
