@@ -31,6 +31,8 @@ import { sniffH2cPreface } from './h2c-sniff.ts';
 import { Http2Downstream } from './http2-downstream.ts';
 import { proxyHttp2WebSocket } from './h2-websocket.ts';
 import { serveAsPlainRequest } from './plain-upgrade.ts';
+import { inTurn } from './http1-pipeline.ts';
+import { requestIdOf } from './request-prelude.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
 import { recordRequest, trackConnection } from '../observability/metrics.ts';
 import { writeAccessLine } from '../observability/access-log.ts';
@@ -217,23 +219,30 @@ export class Listener {
     // No cap on the number of header lines (node keeps 2000 and silently drops the rest, Content-Length
     // included); max_header_size bounds them, checked on the real size by readRequestHead.
     this.http1.maxHeadersCount = 0;
+    // Pipelined requests run one at a time, in order, and none after a response that closes (http1-pipeline.ts).
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
-      // HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close.
-      if (req.httpVersionMajor !== 1) return this.#refuse(req, res, 505);
-      new Exchange(opts.current(), lc, req, res).start();
+      inTurn(req, res, () => {
+        // HTTP/0.9 and `HTTP/2.0` request lines parse, but only HTTP/1.x is spoken here: 505 and close.
+        if (req.httpVersionMajor !== 1) return void this.#refuse(req, res, 505);
+        new Exchange(opts.current(), lc, req, res).start();
+      });
     });
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
-      if (req.httpVersionMajor !== 1) return this.#refuse(req, res, 505);
-      new Exchange(opts.current(), lc, req, res, true).start();
+      inTurn(req, res, () => {
+        if (req.httpVersionMajor !== 1) return void this.#refuse(req, res, 505);
+        new Exchange(opts.current(), lc, req, res, true).start();
+      });
     });
     // An Expect other than 100-continue (RFC 9110 §10.1.1): 417, and the connection closes, since
     // the client may be holding its body back until it hears an answer.
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Http1Socket)[kLastResponse] = res;
-      opts.logger.info({ expect: req.headers.expect, client: req.socket.remoteAddress }, 'unsupported Expect refused');
-      this.#refuse(req, res, 417);
+      inTurn(req, res, () => {
+        opts.logger.info({ expect: req.headers.expect, client: req.socket.remoteAddress }, 'unsupported Expect refused');
+        this.#refuse(req, res, 417);
+      });
     });
     // WebSocket upgrades run rewrite/access, then become tunnels (websocket.ts); an Upgrade to
     // anything else is served as the plain request it also is (plain-upgrade.ts), as nginx does.
@@ -341,7 +350,7 @@ export class Listener {
 
   /** Answers `req` itself with `status` (505, 417), with its access line and request metric. */
   #refuse(req: IncomingMessage, res: ServerResponse, status: number): void {
-    const reqId = randomUUID();
+    const reqId = requestIdOf(req);
     const bytes = refuse(req, res, status, reqId);
     this.#logRefusal(status, req.method, req.url, bytes, reqId, req.socket);
   }
@@ -384,12 +393,14 @@ export class Listener {
       return;
     }
     const status = statusForClientError(err, this.#ctx.limits);
-    this.#opts.logger.info({ status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
+    // The id the refusal carries (its access line and its X-Request-Id), so this line joins them.
+    const reqId = randomUUID();
+    this.#opts.logger.info({ reqId, status, code: err.code, client: socket.remoteAddress, err: err.message }, 'malformed request refused');
     if (last && !last.writableFinished && last.req?.complete) {
       // The bad request was pipelined behind whole ones: they are answered first, in order (RFC
       // 9112 §9.3.2), then this refusal, and the connection closes.
       last.once('finish', () => {
-        if (socket.writable && last.shouldKeepAlive) this.#refuseRaw(socket, status, err);
+        if (socket.writable && last.shouldKeepAlive) this.#refuseRaw(socket, status, err, reqId);
         else socket.destroySoon();
       });
       last.once('close', () => {
@@ -420,13 +431,12 @@ export class Listener {
       socket.destroySoon();
       return;
     }
-    this.#refuseRaw(socket, status, err);
+    this.#refuseRaw(socket, status, err, reqId);
   }
 
   /** Writes the listener's own refusal of a request the parser could not read, logs it, and closes the connection. */
-  #refuseRaw(socket: Socket, status: number, err: { rawPacket?: Buffer }): void {
+  #refuseRaw(socket: Socket, status: number, err: { rawPacket?: Buffer }, reqId: string): void {
     const body = `${status} ${REASONS[status]}\n`;
-    const reqId = randomUUID();
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`);
     // The request line as far as it is readable (the access line of a request the parser refused).
     const line = /^([!-~]{1,32}) ([!-~]{1,2048})/.exec(err.rawPacket?.subarray(0, 2100).toString('latin1') ?? '');

@@ -67,11 +67,16 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
 
+/** The request's id: the client's X-Request-Id when it is one valid value (token characters, ≤ 128), else a new UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  const rid = req.headers['x-request-id'];
+  return typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID();
+}
+
 /** A fresh plan: the request id and method are known at once (a refusal carries the id too). */
 export function newRequestPlan(req: IncomingMessage): RequestPlan {
-  const rid = req.headers['x-request-id'];
   return {
-    id: typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID(),
+    id: requestIdOf(req),
     method: req.method ?? 'GET',
     target: { path: '/', query: '' },
     hostHeader: '',
