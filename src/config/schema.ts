@@ -56,6 +56,12 @@ const limitsFields = {
   http2_max_concurrent_streams: z.number().int().min(1).max(65_535).default(128),
   /** A WebSocket (or other Upgrade) tunnel with no data either way for this long is closed. Default 60s (nginx proxy_read_timeout). */
   websocket_idle_timeout: duration.default(60_000),
+  /**
+   * Keep request headers whose name has an underscore (`X_User`). Default false: they are dropped
+   * before scripts and upstream see them, as nginx's `underscores_in_headers off`, since CGI/WSGI/PHP
+   * apps read `X_User` and `X-User` as one header and a client's copy could pass for a script's.
+   */
+  underscores_in_headers: z.boolean().default(false),
 };
 const limits = z.strictObject(limitsFields);
 /** Per-listener override: every field optional; unset ones fall back to the top-level limits. */
@@ -68,6 +74,7 @@ const listenerLimits = z.strictObject({
   max_body_size: size.optional(),
   keepalive_timeout: duration.optional(),
   http2_max_concurrent_streams: z.number().int().min(1).max(65_535).optional(),
+  underscores_in_headers: z.boolean().optional(),
   websocket_idle_timeout: duration.optional(),
 });
 

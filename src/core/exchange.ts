@@ -186,7 +186,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // TRACE would reflect the request (cookies, credentials) back: refused, as nginx does.
     if (plan.method === 'TRACE') return this.#local(405, 'PRX_ERR_METHOD_NOT_ALLOWED', 'TRACE is not allowed', ['allow', ALLOW]);
     if (this.#h2) this.#startGrpc();
-    const refused = matchRoute(plan, this.#gen.router, req);
+    const refused = matchRoute(plan, this.#gen.router, req, this.#lc.limits.underscores_in_headers);
     this.#route = plan.route;
     if (refused) return this.#local(refused.status, refused.code, refused.detail);
     const route = plan.route!;

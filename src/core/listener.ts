@@ -80,6 +80,7 @@ export function listenerLimits(config: ListenerConfig, limits: LimitsConfig): Li
     keepalive_timeout: own.keepalive_timeout ?? limits.keepalive_timeout,
     http2_max_concurrent_streams: own.http2_max_concurrent_streams ?? limits.http2_max_concurrent_streams,
     websocket_idle_timeout: own.websocket_idle_timeout ?? limits.websocket_idle_timeout,
+    underscores_in_headers: own.underscores_in_headers ?? limits.underscores_in_headers,
   };
 }
 

@@ -175,7 +175,7 @@ function checkTransferEncoding(te: string, minor: number): Refusal | undefined {
  * 400 when that reading climbs above the root, or when the path as sent would match another route
  * than its strict reading does (the two readings disagree on whose rules apply).
  */
-export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessage): Refusal | undefined {
+export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessage, keepUnderscores = false): Refusal | undefined {
   const target = plan.target;
   const host = hostName(plan.hostHeader);
   const path = target.path === '*' ? '/' : target.path;
@@ -188,7 +188,8 @@ export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessa
     if (literal && literal !== route) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'path escapes its route when decoded' };
   }
   plan.route = route;
-  const headers = forwardRawHeaders(req.rawHeaders);
+  let headers = forwardRawHeaders(req.rawHeaders);
+  if (!keepUnderscores) headers = withoutUnderscoredNames(headers);
   if (req.httpVersionMajor === 2) {
     // HTTP/2 may split Cookie into one field per crumb; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
     joinCookies(headers);
@@ -200,6 +201,16 @@ export function matchRoute(plan: RequestPlan, router: Router, req: IncomingMessa
   plan.headers = headers;
   plan.upstreamName = route.config.upstream;
   return undefined;
+}
+
+/** A flat header list without the fields whose name has an underscore (limits.underscores_in_headers off); the same list when it has none. */
+function withoutUnderscoredNames(headers: string[]): string[] {
+  let i = 0;
+  while (i < headers.length && !headers[i]!.includes('_')) i += 2;
+  if (i >= headers.length) return headers;
+  const out = headers.slice(0, i);
+  for (; i < headers.length; i += 2) if (!headers[i]!.includes('_')) out.push(headers[i]!, headers[i + 1]!);
+  return out;
 }
 
 /** Joins every `cookie` field of a flat header list into the first, with "; " (in place). */
