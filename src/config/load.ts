@@ -136,6 +136,6 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (u.tls?.key) u.tls.key = abs(u.tls.key);
   }
   for (const t of Object.values(config.tenants)) t.scripts = abs(t.scripts);
-  if (!config.tenants.default) config.tenants.default = { memory_mb: 64, cpu_ms: 50, cpu_budget_ms_per_s: 500, scripts: baseDir, env: {} };
+  if (!config.tenants.default) config.tenants.default = { memory_mb: 64, cpu_ms: 50, cpu_budget_ms_per_s: 500, log_bytes_per_s: 1024 * 1024, scripts: baseDir, env: {} };
   return config;
 }

@@ -236,6 +236,12 @@ const tenant = z.strictObject({
    * isolate CPU and wall time); over it, its new requests get 503 until it is back under.
    */
   cpu_budget_ms_per_s: z.number().min(1).max(1_000_000).default(500),
+  /**
+   * Bytes of script log lines (ctx.log, console; message + fields) the tenant may write per second
+   * in each worker process; lines past it are dropped and counted, with one warning per 10 s.
+   * 0 = no limit. Default 1mb.
+   */
+  log_bytes_per_s: size.default(1024 * 1024),
   scripts: z.string().default('.'),
   /** Level of this tenant's script log lines (`ctx.log.*`); default: the process's `log.level`. */
   log_level: logLevel.optional(),

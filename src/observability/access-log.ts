@@ -14,7 +14,7 @@
  */
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { onFlush } from './logger.ts';
+import { boundedDestination, onFlush } from './logger.ts';
 import { createSyslogWriter, type Facility } from './syslog.ts';
 import { accessLogDropped } from './metrics.ts';
 
@@ -172,7 +172,7 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
   if (file || options.syslog) {
     const streams: pino.StreamEntry[] = [];
     if (file) {
-      const dest = pino.destination({ dest: file, sync: false, mkdir: true, append: true });
+      const dest = boundedDestination(file);
       onFlush(() => dest.flushSync());
       openFiles.push(dest);
       streams.push({ stream: dest });

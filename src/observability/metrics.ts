@@ -109,6 +109,12 @@ export const tenantScriptCalls = new client.Counter({
   labelNames: ['tenant'] as const,
 });
 
+export const scriptLogDropped = new client.Counter({
+  name: 'scriptgate_script_log_dropped_total',
+  help: 'Script log lines (ctx.log, console) dropped because their tenant was over its log_bytes_per_s, by tenant',
+  labelNames: ['tenant'] as const,
+});
+
 export const tenantThrottled = new client.Counter({
   name: 'scriptgate_tenant_throttled_total',
   help: 'Requests answered 503 because their tenant was over its cpu_budget_ms_per_s, by tenant',
@@ -131,6 +137,11 @@ export const reloadsTotal = new client.Counter({
   name: 'scriptgate_reloads_total',
   help: 'Config reloads, by result (success | failure)',
   labelNames: ['result'] as const,
+});
+
+export const logLinesDropped = new client.Counter({
+  name: 'scriptgate_log_lines_dropped_total',
+  help: 'Log lines (process log on stdout, access-log files) dropped because the output took them slower than they came (over 16 MiB unwritten)',
 });
 
 export const accessLogDropped = new client.Counter({

@@ -126,6 +126,7 @@ export async function createScriptHost(loaded: LoadedConfig, logger: Logger): Pr
         memoryMb: t.memoryMb,
         cpuMs: t.cpuMs,
         cpuBudgetMsPerS: t.cpuBudgetMsPerS,
+        logBytesPerS: t.logBytesPerS,
         routes: wireRoutes(t, names.length, names, upstreams, scriptBody),
         upstreams: Object.keys(config.upstreams),
         env: t.env,

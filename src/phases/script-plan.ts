@@ -22,6 +22,8 @@ export interface TenantPlan {
   cpuMs: number;
   /** cpu_budget_ms_per_s: enforced in each worker process on its own. */
   cpuBudgetMsPerS: number;
+  /** log_bytes_per_s (0 = no limit), per worker process. */
+  logBytesPerS: number;
   /** Distinct script keys (relative to scriptsDir). */
   scripts: Set<string>;
   /** Route index -> script key per phase (null where none). Stream i of config.streams has index routes.length + i. */
@@ -66,7 +68,7 @@ export async function planScripts(loaded: LoadedConfig): Promise<ScriptPlan> {
     if (!t) return; // crossCheck already reported it
     let plan = tenants.get(route.tenant);
     if (!plan) {
-      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, scripts: new Set(), routes: new Map(), env: t.env };
+      plan = { name: route.tenant, scriptsDir: t.scripts, memoryMb: t.memory_mb, cpuMs: t.cpu_ms, cpuBudgetMsPerS: t.cpu_budget_ms_per_s, logBytesPerS: t.log_bytes_per_s, scripts: new Set(), routes: new Map(), env: t.env };
       tenants.set(route.tenant, plan);
     }
     const keys: Array<string | null> = [];

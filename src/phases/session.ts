@@ -14,7 +14,7 @@ import type { BalancerChoice, BalancerInput, LogSummary, RequestPhasesResult, Re
 import { balancerRecord, checkHeaderList, checkStatus, checkString, headerLines, initRecord, parseResult, responseRecord } from './wire-codec.ts';
 import type { LogOutcomeSink } from './log-batch.ts';
 import type { RouteScriptsImpl } from './route-scripts.ts';
-import { ScriptLogSink } from './script-log.ts';
+import { logRateOf, ScriptLogSink } from './script-log.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import { Utf8Chunks, type Utf8Piece } from './utf8-chunks.ts';
 
@@ -41,7 +41,7 @@ export class ScriptSessionImpl implements ScriptSession, LogOutcomeSink {
     this.#rs = rs;
     this.#sid = sid;
     this.#req = req;
-    this.#sink = new ScriptLogSink(logger, rs.tenant, req.route, rs.sandbox.mapper);
+    this.#sink = new ScriptLogSink(logger, rs.tenant, req.route, rs.sandbox.mapper, rs.sandbox.logBytesPerS > 0 ? logRateOf(rs.sandbox, rs.sandbox.logBytesPerS) : undefined);
   }
 
   get keys(): ReadonlyArray<string | null> {

@@ -53,6 +53,8 @@ export interface TenantSandboxOptions {
   cpuMs: number;
   /** CPU the tenant may use per second (leaky bucket of one second's worth); default 500. */
   cpuBudgetMsPerS?: number;
+  /** Bytes of script log lines per second the host writes for this tenant (0 = no limit; default 0). */
+  logBytesPerS?: number;
   /** Indexed like config.routes; null for routes of other tenants or without scripts. */
   routes: Array<WireRoute | null>;
   /** Names of configured upstreams a script may choose. */
@@ -140,6 +142,8 @@ export class TenantSandbox implements ScriptFiles {
   /** Requests refused because the tenant was over its CPU budget. */
   throttled = 0;
   readonly cpuBudgetMsPerS: number;
+  /** log_bytes_per_s (phases/script-log.ts enforces it); 0 = no limit. */
+  readonly logBytesPerS: number;
   /** CPU used and not yet drained by the budget (ns), as of `#debtAt` (performance.now() ms). */
   #debtNs = 0;
   #debtAt = 0;
@@ -163,6 +167,7 @@ export class TenantSandbox implements ScriptFiles {
     this.#cpuLimitNs = BigInt(opts.cpuMs) * 1_000_000n;
     this.memoryMb = opts.memoryMb;
     this.cpuBudgetMsPerS = opts.cpuBudgetMsPerS ?? 500;
+    this.logBytesPerS = opts.logBytesPerS ?? 0;
   }
 
   /**

@@ -30,6 +30,10 @@ export const WIRE_LIMITS = {
   logEntriesPerCall: 100,
   logMessage: 8 * 1024,
   logFields: 16 * 1024,
+  /** Characters of ctx.log messages + fields one phase call may keep; lines past it are dropped (counted). */
+  logCharsPerCall: 128 * 1024,
+  /** Room a result keeps for its logs on top of its own cap (their JSON escaping included). */
+  logResultRoom: 2 * 128 * 1024 + 16 * 1024,
   errorMessage: 2_000,
   errorStack: 8_000,
 } as const;

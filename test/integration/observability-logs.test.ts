@@ -245,4 +245,46 @@ routes:
     expect(quiet).toEqual(['err']);
     expect(lines.find((l) => l.msg === 'dbg')).toMatchObject({ n: 1, phase: 'access', route: expect.any(String) });
   });
+
+  it('a phase call logging past 128 KiB keeps its request (lines past it dropped and said so), and log_bytes_per_s bounds a tenant\'s lines per second', async () => {
+    const origin = await startOrigin();
+    // 100 lines of an 8000-character message and 16000-character fields: what the per-line caps allow.
+    const flood = `export default function access(ctx) { for (let i = 0; i < 100; i++) ctx.log.info('m' + i + 'x'.repeat(8000), { f: 'y'.repeat(16000) }); }\n`;
+    const chatty = `export default function access(ctx) { ctx.log.info('c' + 'z'.repeat(3000)); }\n`;
+    const { port, lines, waitLine } = await proxyWithLogs(
+      `listen:
+  - address: 127.0.0.1:0
+tenants:
+  flood: { cpu_ms: 5000, log_bytes_per_s: 0 }
+  chatty: { cpu_ms: 2000, log_bytes_per_s: 10kb }
+upstreams:
+  up: { targets: ["${origin.address}"] }
+routes:
+  - match: { host: flood.test }
+    tenant: flood
+    upstream: up
+    access_by_script: flood.ts
+  - match: { host: chatty.test }
+    tenant: chatty
+    upstream: up
+    access_by_script: chatty.ts
+`,
+      { 'flood.ts': flood, 'chatty.ts': chatty },
+    );
+    const res = await request(port, { host: 'flood.test', headers: { 'x-request-id': 'rid-flood' } });
+    expect(res.status).toBe(200);
+    const note = await waitLine((l) => l.reqId === 'rid-flood' && /ctx\.log calls dropped/.test(String(l.msg)));
+    expect(note.level).toBe(40);
+    const kept = lines.filter((l) => l.reqId === 'rid-flood' && /^m\d+x/.test(String(l.msg)));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(100);
+    expect(kept.reduce((n, l) => n + String(l.msg).length + String(l.f).length, 0)).toBeLessThanOrEqual(128 * 1024);
+    // 3 KB a line at 10 KB/s: of ten requests in quick succession, most lines are dropped, with a warning.
+    for (let i = 0; i < 10; i++) expect((await request(port, { host: 'chatty.test', headers: { 'x-request-id': `rid-c${i}` } })).status).toBe(200);
+    const warned = await waitLine((l) => l.tenant === 'chatty' && /script log lines dropped over its log_bytes_per_s/.test(String(l.msg)));
+    expect(warned.dropped).toBeGreaterThan(0);
+    const written = lines.filter((l) => l.tenant === 'chatty' && /^cz/.test(String(l.msg))).length;
+    expect(written).toBeGreaterThanOrEqual(3);
+    expect(written).toBeLessThan(10);
+  });
 });

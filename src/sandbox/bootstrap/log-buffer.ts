@@ -1,8 +1,9 @@
 /**
  * Runs inside the isolate: collects `ctx.log.*` calls of the running crossing so they go back to the
  * host in that crossing's result (no host callback per log call). Default: at most
- * `logEntriesPerCall` entries (one extra entry says how many were dropped); messages and fields are
- * truncated to their caps; fields that do not serialise become an `unserializable` note.
+ * `logEntriesPerCall` entries and `logCharsPerCall` characters of messages and fields (one extra
+ * entry says how many were dropped); messages and fields are truncated to their caps; fields that
+ * do not serialise become an `unserializable` note.
  * `takeLogs()` returns the entries and starts a new buffer.
  */
 import { WIRE_LIMITS, type WireLog } from '../wire.ts';
@@ -10,6 +11,7 @@ import { currentPhase } from './phase-guard.ts';
 
 let entries: WireLog[] = [];
 let dropped = 0;
+let chars = 0;
 
 function push(level: number, msg: unknown, fields: unknown): void {
   if (currentPhase() < 0) return;
@@ -28,6 +30,11 @@ function push(level: number, msg: unknown, fields: unknown): void {
     }
     if (f.length > WIRE_LIMITS.logFields || f[0] !== '{') f = f.length ? '{"truncated":true}' : '';
   }
+  if (chars + m.length + f.length > WIRE_LIMITS.logCharsPerCall) {
+    dropped++;
+    return;
+  }
+  chars += m.length + f.length;
   entries.push([level, m, f]);
 }
 
@@ -81,15 +88,15 @@ export const scriptConsole = Object.freeze({
 });
 
 export function takeLogs(): WireLog[] | undefined {
-  if (entries.length === 0) return undefined;
+  if (entries.length === 0 && dropped === 0) return undefined;
   const out = entries;
-  if (dropped) out.push([2, `${dropped} ctx.log calls dropped (limit ${WIRE_LIMITS.logEntriesPerCall} per phase call)`, '']);
-  entries = [];
-  dropped = 0;
+  if (dropped) out.push([2, `${dropped} ctx.log calls dropped (limit ${WIRE_LIMITS.logEntriesPerCall} lines and ${WIRE_LIMITS.logCharsPerCall / 1024} KiB per phase call)`, '']);
+  clearLogs();
   return out;
 }
 
 export function clearLogs(): void {
   entries = [];
   dropped = 0;
+  chars = 0;
 }

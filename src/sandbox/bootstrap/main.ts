@@ -141,7 +141,7 @@ function req(sid: number, init: string, body?: string): string {
   if (l) out.l = l;
   for (const _k in out) {
     // A body set by a script was size-checked against script_body; JSON escapes at most 6 chars per byte.
-    return bounded(jsonStringify(out), WIRE_LIMITS.requestResult + (out.bd ? 6 * out.bd.length : 0), phase);
+    return bounded(jsonStringify(out), WIRE_LIMITS.requestResult + WIRE_LIMITS.logResultRoom + (out.bd ? 6 * out.bd.length : 0), phase);
   }
   return '';
 }
@@ -164,7 +164,7 @@ function bal(sid: number, init: string, record: string): string {
   setPhase(-1);
   const l = takeLogs();
   if (l) out.l = l;
-  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.balancer);
+  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult + WIRE_LIMITS.logResultRoom, PHASE_ID.balancer);
   return '';
 }
 
@@ -182,7 +182,7 @@ function res(sid: number, init: string, record: string): string {
   setPhase(-1);
   const l = takeLogs();
   if (l) out.l = l;
-  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.header_filter);
+  for (const _k in out) return bounded(jsonStringify(out), WIRE_LIMITS.headResult + WIRE_LIMITS.logResultRoom, PHASE_ID.header_filter);
   return '';
 }
 
@@ -223,7 +223,7 @@ function bodyOf(s: RequestState | undefined, sid: number, init: string, record: 
   const env: WireBodyEnvelope = { r: err ? null : tag, d: err ? '' : data };
   if (l) env.l = l;
   if (err) env.e = err;
-  return bounded(`j${jsonStringify(env)}`, limit + WIRE_LIMITS.headResult, PHASE_ID.body_filter);
+  return bounded(`j${jsonStringify(env)}`, limit + WIRE_LIMITS.headResult + WIRE_LIMITS.logResultRoom, PHASE_ID.body_filter);
 }
 
 function body(sid: number, init: string, record: string, chunk: string, eof: boolean): string | null {
@@ -260,7 +260,7 @@ function rs(sid: number, init: string, record: string, chunk: string | null, eof
   const l = takeLogs();
   if (l) out.l = l;
   for (const _k in out) {
-    head = bounded(jsonStringify(out), WIRE_LIMITS.headResult, PHASE_ID.header_filter);
+    head = bounded(jsonStringify(out), WIRE_LIMITS.headResult + WIRE_LIMITS.logResultRoom, PHASE_ID.header_filter);
     break;
   }
   const b = failed || chunk === null || !s ? null : bodyOf(s, sid, '', '', chunk, eof);
@@ -301,7 +301,7 @@ function flush(batchJson: string): string {
   }
   settleWriteBehind();
   if (outcomes.length === 0) return '';
-  return bounded(jsonStringify(outcomes), WIRE_LIMITS.flushResult, PHASE_ID.log);
+  return bounded(jsonStringify(outcomes), WIRE_LIMITS.flushResult + outcomes.length * WIRE_LIMITS.logResultRoom, PHASE_ID.log);
 }
 
 function free(sids: string): string {
