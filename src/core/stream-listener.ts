@@ -29,7 +29,7 @@ import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type TunnelStats } from './stream-tunnel.ts';
 import { tlsRecordOf } from './tls-facts.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
-import { accessLogger } from '../observability/access-log.ts';
+import { accessSink } from '../observability/access-log.ts';
 
 export interface StreamListenerOptions {
   /** Position in config.streams; a reload's stream at the same position takes over its settings. */
@@ -301,7 +301,8 @@ class StreamConnection {
       this.#session.close();
     }
     if (this.#opts.accessLog()) {
-      accessLogger(this.#opts.logger).info(
+      // Where the generation's access lines go (stdout, its file or syslog); a stream line has its own fields.
+      accessSink(this.#gen.config.log.access_log_options, this.#opts.logger, this.#gen.file).logger.info(
         {
           connId: this.#id,
           stream: this.#name,

@@ -31,7 +31,7 @@ import { recordRequest, scriptErrors, trackConnection } from '../observability/m
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders, isHopByHop, withoutHeaders } from './hop-by-hop.ts';
-import { accessLogger } from '../observability/access-log.ts';
+import { writeAccessLine } from '../observability/access-log.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type Tunnel, type TunnelSide, type TunnelStats } from './stream-tunnel.ts';
@@ -201,6 +201,9 @@ class UpgradeExchange {
   #tHeader = -1;
   #error: ErrorCode | '' = '';
   #done = false;
+  /** Taken at the start: node forgets the peer of a socket that has closed. */
+  readonly #clientIp: string | undefined;
+  readonly #clientPort: number | undefined;
 
   constructor(gen: Generation, lc: ListenerContext, client: UpgradeClient, tunnels: TunnelSet) {
     this.#gen = gen;
@@ -208,6 +211,8 @@ class UpgradeExchange {
     this.#client = client;
     this.#req = client.req;
     this.#tunnels = tunnels;
+    this.#clientIp = client.req.socket?.remoteAddress;
+    this.#clientPort = client.req.socket?.remotePort;
     gen.acquire();
     client.side.on('error', () => {
       this.#error ||= 'PRX_ERR_CLIENT_ABORTED';
@@ -451,23 +456,37 @@ class UpgradeExchange {
     }
     if (this.#lc.metrics) recordRequest(plan?.route?.name ?? '', this.#req.method ?? '', status, status === 499, total / 1000, this.#bytesSent, this.#bytesReceived);
     if (this.#lc.accessLog) {
-      accessLogger(this.#lc.logger).info(
-        {
-          reqId: plan?.id,
-          method: this.#req.method,
-          path: this.#req.url,
-          status,
-          bytes: this.#bytesSent,
-          bytes_in: this.#bytesReceived,
-          ms: Math.round(total * 1000) / 1000,
-          route: plan?.route?.name,
-          upstream: this.#target?.address,
-          websocket: true,
-          ...(this.#client.h2 ? { http2: true } : {}),
-          ...(this.#error ? { error: this.#error } : {}),
-        },
-        'access',
-      );
+      // Through the generation's access-log sink (its file, syslog and fields), as every request's line.
+      const req = this.#req;
+      const facts = {
+        reqId: plan?.id ?? '',
+        method: req.method,
+        path: req.url,
+        status,
+        bytes: this.#bytesSent,
+        bytes_in: this.#bytesReceived,
+        ms: Math.round(total * 1000) / 1000,
+        route: plan?.route?.name,
+        upstream: this.#target?.address,
+        websocket: true,
+        ...(this.#client.h2 ? { http2: true } : {}),
+        ...(this.#error ? { error: this.#error } : {}),
+      };
+      writeAccessLine(this.#gen.config.log.access_log_options, this.#lc.logger, this.#gen.file, facts, () => ({
+        bytesIn: this.#bytesReceived,
+        tenant: plan?.route?.config.tenant,
+        clientIp: this.#clientIp,
+        clientPort: this.#clientPort,
+        host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
+        scheme: this.#lc.scheme,
+        httpVersion: req.httpVersion,
+        requestHeaders: req.headers,
+        responseHeaders: this.#responseHeaders,
+        upstreamMs: this.#tHeader >= 0 && this.#tConnected >= 0 ? this.#tHeader - this.#tConnected : -1,
+        retries: 0,
+        traceId: undefined,
+        generation: this.#gen.id,
+      }));
     }
     this.#gen.release();
   }

@@ -14,6 +14,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import { ProxyServer } from '../../src/control/proxy-server.ts';
 import { flushLogger } from '../../src/observability/logger.ts';
 import { request, startOrigin, writeConfig } from '../helpers/servers.ts';
+import { startWsOrigin } from '../helpers/ws.ts';
+import WebSocket from 'ws';
 
 /** A proxy whose process log lines are kept in memory; `waitLine` resolves when a matching line is written. */
 async function proxyWithLogs(yaml: string, files: Record<string, string> = {}, level = 'info') {
@@ -144,6 +146,44 @@ routes:
     });
     expect(typeof line.upstream_ms).toBe('number');
     expect(line).not.toHaveProperty('ms');
+    expect(lines.filter((l) => l.msg === 'access')).toHaveLength(0);
+  });
+
+  it('a WebSocket\'s access line goes through access_log too (its file and fields), not to stdout', async () => {
+    const origin = await startWsOrigin();
+    const { port, lines, dir } = await proxyWithLogs(`listen:
+  - address: 127.0.0.1:0
+log:
+  access_log:
+    fields: [reqId, method, path, status, route, tenant, client_ip, bytes_in]
+    file: logs/ws.log
+upstreams:
+  up: { targets: ["${origin.address}"] }
+routes:
+  - name: chat
+    upstream: up
+`);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`, ['chat'], { headers: { 'x-request-id': 'rid-ws' } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send('hi');
+    await new Promise((r) => ws.once('message', r));
+    ws.close();
+    await new Promise((r) => ws.once('close', r));
+    const file = path.join(dir, 'logs/ws.log');
+    let text = '';
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      flushLogger();
+      text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      if (text.includes('rid-ws')) break;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    const line = JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(line).toMatchObject({ msg: 'access', reqId: 'rid-ws', method: 'GET', path: '/chat', status: 101, route: 'chat', tenant: 'default', client_ip: '127.0.0.1' });
+    expect(line.bytes_in).toBeGreaterThan(0);
     expect(lines.filter((l) => l.msg === 'access')).toHaveLength(0);
   });
 
