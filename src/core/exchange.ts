@@ -837,6 +837,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   #logScriptError(err: unknown): void {
     const e = err as ProxyError;
+    // Throttling is no script failure (no script ran): the tenant's own warning (once per episode),
+    // scriptgate_tenant_throttled_total and the access line's error say it, not one line per request.
+    if (e.code === 'PRX_ERR_TENANT_THROTTLED') return;
     if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#route?.config.tenant ?? 'default', code: e.code ?? 'PRX_ERR_SCRIPT' });
     reportScriptError(e, { route: this.#route?.name, tenant: this.#route?.config.tenant, reqId: this.#id });
     // The request logger already carries reqId (a key written twice makes the JSON line ambiguous).

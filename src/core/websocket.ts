@@ -415,7 +415,10 @@ class UpgradeExchange {
     }
     const e = isProxyError(err) ? err : new ProxyError('PRX_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
     const logger = this.#logger ?? this.#lc.logger;
-    if (e.source === 'script') {
+    // Throttling is no script failure: the tenant's own warning and metric say it (as in exchange.ts).
+    if (e.code === 'PRX_ERR_TENANT_THROTTLED') {
+      // nothing per request
+    } else if (e.source === 'script') {
       if (this.#lc.metrics) scriptErrors.inc({ tenant: this.#plan?.route?.config.tenant ?? 'default', code: e.code });
       reportScriptError(e, { route: this.#plan?.route?.name, tenant: this.#plan?.route?.config.tenant, reqId: this.#plan?.id });
       logger.error({ reqId: this.#plan?.id, code: e.code, err: e.message }, 'script failed');

@@ -109,6 +109,8 @@ routes:
     if (budget === '500') {
       expect(badStatus.get(503) ?? 0).toBeGreaterThan(0);
       await c.waitFor((ls) => ls.some((l) => l.code === 'PRX_ERR_TENANT_THROTTLED' && l.tenant === 'bad'));
+      // Throttling is said once per episode by the tenant, not as a script failure per request.
+      expect(c.lines().filter((l) => l.code === 'PRX_ERR_TENANT_THROTTLED' && l.msg === 'script failed')).toEqual([]);
     }
   });
 });
