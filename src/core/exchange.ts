@@ -909,7 +909,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       session.close();
     }
-    if (this.#lc.metrics) recordRequest(this.#route?.name ?? '', this.#req.method ?? '', status, aborted, total / 1000, this.#bytesSent, bytesIn);
+    if (this.#lc.metrics) {
+      // "aborted" is the client's doing (it left, or was cut off for its own slowness); a response
+      // cut because the upstream or the proxy failed counts under its error's status (5xx).
+      const cause = this.#error ? ERRORS[this.#error] : undefined;
+      const byClient = aborted && (!cause || cause.source === 'downstream');
+      const counted = aborted && !byClient ? cause!.status : status;
+      recordRequest(this.#route?.name ?? '', this.#req.method ?? '', counted, byClient, total / 1000, this.#bytesSent, bytesIn);
+    }
     if (this.#lc.accessLog) {
       const facts: AccessFacts = {
         reqId: this.#id,

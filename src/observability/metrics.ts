@@ -13,7 +13,7 @@ export const registry = client.register;
 
 export const requestsTotal = new client.Counter({
   name: 'scriptgate_requests_total',
-  help: 'Requests finished, by route, method and status class (1xx..5xx; "aborted" when the client left first)',
+  help: 'Requests finished, by route, method and status class (1xx..5xx; "aborted" when the client left first or was cut off for its own slowness; a response cut because the upstream failed counts as 5xx)',
   labelNames: ['route', 'method', 'status_class'] as const,
 });
 

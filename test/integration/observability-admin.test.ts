@@ -111,6 +111,48 @@ routes:
     expect(getReload.status).toBe(405);
     expect(getReload.headers.allow).toBe('POST');
   });
+
+  it('status_class "aborted" is a client that left; a response cut because the upstream died counts under 5xx', async () => {
+    const origin = await startOrigin((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+      res.write('x'.repeat(100));
+      // /die: the origin goes away mid-body; /slow: it keeps the client waiting.
+      if (req.url === '/die') setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const file = writeConfig(`listen:
+  - address: 127.0.0.1:0
+admin: { address: "127.0.0.1:0" }
+log: { level: silent }
+upstreams:
+  up: { targets: ["${origin.address}"], retries: 0 }
+routes:
+  - name: cutroute
+    upstream: up
+`);
+    const server = await ProxyServer.start(parseConfig(readFileSync(file, 'utf8'), file), createLogger('silent'));
+    onTestFinished(() => server.shutdown(false));
+    const port = server.ports[0]!;
+    const closed = (path: string, leave: boolean) =>
+      new Promise<void>((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+          res.on('data', () => {
+            if (leave) req.destroy();
+          });
+          res.on('error', () => undefined);
+          res.on('close', () => resolve());
+        });
+        req.on('error', () => resolve());
+      });
+    const count = async (cls: string) => sumOf(parsePrometheusText(await metricsText(false)), 'scriptgate_requests_total', { route: 'cutroute', status_class: cls });
+    await closed('/die', false);
+    await closed('/slow', true);
+    // Both finish on the proxy's side shortly after the client sees its end.
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && (await count('5xx')) + (await count('aborted')) < 2) await new Promise((r) => setTimeout(r, 10));
+    expect(await count('5xx')).toBe(1);
+    expect(await count('aborted')).toBe(1);
+    expect(await count('2xx')).toBe(0);
+  });
 });
 
 describe('admin API across reloads (scriptgate start)', { timeout: 60_000 }, () => {
