@@ -11,7 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { CONFIG_SNAPSHOT_ENV, ConfigError, loadConfig, parseConfig, type LoadedConfig } from '../config/load.ts';
-import { precompileScripts } from './generation.ts';
+import { GENERATION_ENV, precompileScripts, useGenerationId } from './generation.ts';
 import { flushLogger } from '../observability/logger.ts';
 import { ClusterMetrics, collectProcessMetrics, generationGauge, metricsContentType, metricsText, registry, reloadsTotal } from '../observability/metrics.ts';
 import { errorReport, mergeErrorReports, type ErrorReport } from '../observability/error-report.ts';
@@ -34,6 +34,8 @@ export function workerCount(workers: number | 'auto'): number {
 interface ReloadRequest {
   type: 'scriptgate:reload';
   id: number;
+  /** The id the new generation gets: the primary numbers a cluster's generations, alike in every worker. */
+  generation: number;
 }
 interface ReloadReply {
   type: 'scriptgate:reloaded';
@@ -67,6 +69,18 @@ function boundConfig(loaded: LoadedConfig): LoadedConfig['config'] | undefined {
   }
 }
 
+/**
+ * A cluster worker that drained: its counters go to the primary one last time (ClusterMetrics.final),
+ * so what it served since the last scrape stays counted. Resolves when sent, at most after 1 s.
+ */
+function sendFinalMetrics(): Promise<void> | undefined {
+  if (!cluster.isWorker || !process.send || !process.connected) return undefined;
+  return Promise.race([
+    registry.getMetricsAsJSON().then((value) => new Promise<void>((resolve) => process.send!({ type: 'scriptgate:final-metrics', value }, undefined, {}, () => resolve()))),
+    new Promise<void>((resolve) => setTimeout(resolve, 1000).unref()),
+  ]).catch(() => undefined);
+}
+
 /** Runs the proxy in this process until SIGTERM (drain) or SIGINT (fast); resolves once listening. */
 export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<ProxyServer> {
   const inherited: Awaited<ReturnType<typeof receiveHandles>> = cluster.isWorker ? { listeners: new Map() } : await receiveHandles();
@@ -98,6 +112,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     server
       .shutdown(true)
       .then(() => Promise.race([flushTraces(), new Promise((r) => setTimeout(r, 2000).unref())]))
+      .then(sendFinalMetrics)
       .then(done, done);
   };
   endEarlySignals(logger);
@@ -119,7 +134,8 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
         ...server.listeners.map((l, i) => ({ key: listenerKey('http', bound.listen[i]!.address), server: l.server })),
         ...server.streams.map((s, i) => ({ key: listenerKey('stream', bound.streams[i]!.address), server: s.server })),
       ];
-      void handOver(sockets, adminServer, logger).then((ok) => {
+      // The successor's first generation continues this process's numbering (a metric that drops reads as a restart).
+      void handOver(sockets, adminServer, logger, { [GENERATION_ENV]: String(server.generation.id + 1) }).then((ok) => {
         upgrading = false;
         if (ok) {
           adminServer?.close();
@@ -144,6 +160,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
   if (cluster.isWorker) {
     process.on('message', (msg: ReloadRequest) => {
       if (msg?.type !== 'scriptgate:reload') return;
+      useGenerationId(msg.generation);
       void doReload().then((result) => process.send!({ type: 'scriptgate:reloaded', id: msg.id, result } satisfies ReloadReply));
     });
   } else if (loaded.config.admin) {
@@ -181,13 +198,29 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     rmSync(snapshot, { force: true });
     rmSync(boundSnapshot, { force: true });
   });
+  /**
+   * The cluster's generation number: every worker's current generation has this id (workers start
+   * on it, each reload the primary asks for gets the next), so `generation` reads alike across
+   * workers, in /metrics and in the access log, also after a worker was replaced.
+   */
+  let clusterGeneration = Number(process.env[GENERATION_ENV]) || 1;
+  /** The cluster generation each worker was started on. */
+  const startedOn = new Map<number, number>();
+  /** Workers that said they are listening (a reload is asked of these only). */
+  const serving = new Set<number>();
   /** A new worker: a replacement binds what the others bound; a rolling restart's binds the current config. */
-  const fork = (replacement = false): Worker => cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot, ...(replacement ? { [BOUND_SNAPSHOT_ENV]: boundSnapshot } : {}) });
+  const fork = (replacement = false): Worker => {
+    const w = cluster.fork({ SCRIPTGATE_WORKER: '1', [CONFIG_SNAPSHOT_ENV]: snapshot, [GENERATION_ENV]: String(clusterGeneration), ...(replacement ? { [BOUND_SNAPSHOT_ENV]: boundSnapshot } : {}) });
+    startedOn.set(w.id, clusterGeneration);
+    return w;
+  };
   const retiring = new Set<number>();
   /** New workers of a rolling restart not yet listening: not replaced if they die. */
   const probation = new Set<number>();
   cluster.on('exit', (worker, code, signal) => {
     clusterMetrics.exited(worker.id);
+    serving.delete(worker.id);
+    startedOn.delete(worker.id);
     // A worker that dies during a reload is not waited for: its replacement starts on the new config.
     for (const [id, p] of pending) if (p.waiting.delete(worker.id)) settleReload(id);
     if (retiring.delete(worker.id)) return;
@@ -237,6 +270,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
       const problems = await precompileScripts(fresh, logger);
       if (problems.length) throw new ConfigError(problems);
       writeFileSync(snapshot, fresh.text, { mode: 0o600 });
+      clusterGeneration++;
       watcher?.aim(fresh.config);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [`${loaded.file}: ${(err as Error).message}`];
@@ -258,7 +292,9 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   };
   const askWorkersToReload = (): Promise<ReloadResult> =>
     new Promise((resolve) => {
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+      // A worker still starting is not asked (it would not hear the request): once listening it
+      // reloads if it started before this config (see 'scriptgate:listening' below).
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && serving.has(w.id));
       const id = ++reloadId;
       // A worker that is stopped (or hangs) must not hold the answer forever.
       const timer = setTimeout(() => {
@@ -277,7 +313,7 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
           resolve(r);
         },
       });
-      for (const w of workers) w.send({ type: 'scriptgate:reload', id } satisfies ReloadRequest);
+      for (const w of workers) w.send({ type: 'scriptgate:reload', id, generation: clusterGeneration } satisfies ReloadRequest);
       settleReload(id);
     });
   /** Ends reload `id` once no worker is left to answer: the first failure, else the last success. */
@@ -307,6 +343,8 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
     restarting = true;
     const old = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
     logger.info({ workers: old.length }, 'rolling restart of workers');
+    // New code: the new workers' generation is the next one.
+    clusterGeneration++;
     for (const w of old) {
       const fresh = fork();
       probation.add(fresh.id);
@@ -337,11 +375,21 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   process.on('SIGUSR2', () => void rollingRestart());
 
   let listening = 0;
-  cluster.on('message', (_w, msg: { type?: string; ports?: number[] } | ReloadReply) => {
-    if (msg?.type === 'scriptgate:listening' && ++listening === n && !restarting) {
-      logger.info({ workers: n }, 'all workers listening');
-      if (process.send) process.send({ type: 'scriptgate:listening', ports: (msg as { ports?: number[] }).ports });
+  cluster.on('message', (_w, msg: { type?: string; ports?: number[]; value?: unknown } | ReloadReply) => {
+    if (msg?.type === 'scriptgate:listening') {
+      serving.add(_w.id);
+      // Started before the config it should run was reloaded in: reload it now (nobody waits for the answer).
+      if ((startedOn.get(_w.id) ?? clusterGeneration) < clusterGeneration) {
+        startedOn.set(_w.id, clusterGeneration);
+        _w.send({ type: 'scriptgate:reload', id: 0, generation: clusterGeneration } satisfies ReloadRequest);
+      }
+      if (++listening === n && !restarting) {
+        logger.info({ workers: n }, 'all workers listening');
+        if (process.send) process.send({ type: 'scriptgate:listening', ports: (msg as { ports?: number[] }).ports });
+      }
     }
+    // A draining worker's last counts, so that what it served since the last scrape is not lost.
+    if (msg?.type === 'scriptgate:final-metrics') clusterMetrics.final(_w.id, (msg as { value?: unknown }).value);
     if (msg?.type === 'scriptgate:reloaded') {
       const reply = msg as ReloadReply;
       const p = pending.get(reply.id);

@@ -13,7 +13,18 @@ import { Upstream } from '../upstream/upstream.ts';
 import type { ScriptHost } from '../phases/contract.ts';
 import { CertificateTable } from '../core/tls-certificates.ts';
 
-let nextId = 1;
+/**
+ * Ids count up per process from `SCRIPTGATE_GENERATION` (set by a cluster primary for the workers
+ * it forks, and by an upgrade for its successor), else 1; a cluster primary also names the id of
+ * each reload (`useGenerationId`), so every worker of a cluster reports the same number.
+ */
+export const GENERATION_ENV = 'SCRIPTGATE_GENERATION';
+let nextId = Number(process.env[GENERATION_ENV]) || 1;
+
+/** The next generation built gets `id` (a cluster primary's number for a reload); ids never go back. */
+export function useGenerationId(id: number): void {
+  if (Number.isInteger(id) && id >= nextId) nextId = id;
+}
 
 export class Generation {
   readonly id: number;

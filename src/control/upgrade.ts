@@ -30,16 +30,16 @@ export function listenerKey(kind: 'http' | 'stream', address: string): string {
 }
 
 /**
- * Old side. Starts the successor and hands it `listeners` (each with its `listenerKey`) and
- * `admin`. Resolves true once the successor is listening (the caller then drains and exits), false
+ * Old side. Starts the successor (with `env` added to this process's environment) and hands it
+ * `listeners` (each with its `listenerKey`) and `admin`. Resolves true once the successor is listening (the caller then drains and exits), false
  * if it failed.
  */
-export function handOver(listeners: ReadonlyArray<{ key: string; server: Server }>, admin: Server | undefined, logger: Logger): Promise<boolean> {
+export function handOver(listeners: ReadonlyArray<{ key: string; server: Server }>, admin: Server | undefined, logger: Logger, env: Record<string, string> = {}): Promise<boolean> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       // The successor continues this instance: same shared-dict store.
-      env: { ...process.env, [UPGRADE_ENV]: '1', [INSTANCE_ENV]: process.env[INSTANCE_ENV] ?? String(process.pid) },
+      env: { ...process.env, ...env, [UPGRADE_ENV]: '1', [INSTANCE_ENV]: process.env[INSTANCE_ENV] ?? String(process.pid) },
     });
     logger.info({ successor: child.pid }, 'upgrade: started the new process; handing over listening sockets');
     let settled = false;

@@ -235,7 +235,8 @@ const MAX_ACROSS_PROCESSES = new Set(['process_max_fds']);
  */
 export class ClusterMetrics {
   readonly #last = new Map<number, MetricsJson>();
-  readonly #retired: MetricsJson[] = [];
+  /** Exited workers' counters and histograms, by worker id. */
+  readonly #retired = new Map<number, MetricsJson>();
 
   /**
    * The text for one scrape, given each live worker's answer. A live worker that did not answer in
@@ -250,7 +251,7 @@ export class ClusterMetrics {
     }
     const silent = [...this.#last].filter(([id]) => !answered.has(id)).map(([, last]) => cumulative(last));
     const own = await registry.getMetricsAsJSON();
-    const all = [...workers.map((w) => w.value as MetricsJson), ...silent, ...this.#retired, own].map((set) =>
+    const all = [...workers.map((w) => w.value as MetricsJson), ...silent, ...this.#retired.values(), own].map((set) =>
       set.map((m) => (MAX_ACROSS_PROCESSES.has(m.name) ? { ...m, aggregator: 'max' as const } : m)),
     );
     return client.AggregatorRegistry.aggregate(all).metrics();
@@ -260,7 +261,17 @@ export class ClusterMetrics {
   exited(worker: number): void {
     const last = this.#last.get(worker);
     this.#last.delete(worker);
-    if (last) this.#retired.push(cumulative(last));
+    if (last) this.#retired.set(worker, cumulative(last));
+  }
+
+  /**
+   * A draining worker's last counts, sent just before it exits (a rolling restart): they stand for
+   * it from now on, so what it served since the last scrape is not lost. Before or after `exited`.
+   */
+  final(worker: number, value: unknown): void {
+    if (!Array.isArray(value)) return;
+    if (this.#retired.has(worker)) this.#retired.set(worker, cumulative(value as MetricsJson));
+    else this.#last.set(worker, value as MetricsJson);
   }
 }
 

@@ -225,3 +225,51 @@ function post(port: number, path: string): Promise<{ status: number; body: strin
     req.end();
   });
 }
+
+describe('cluster counts and generations across a rolling restart and a crash', { timeout: 90_000 }, () => {
+  it('a rolling restart keeps what the old workers served since the last scrape; generations stay one number for the cluster; a reload while a replacement starts is answered and reaches it', async () => {
+    const origin = await startOrigin((req, res) => res.end('hello'));
+    const port = await freePort();
+    const adminPort = await freePort();
+    const file = writeConfig(`workers: 2
+listen:
+  - address: 127.0.0.1:${port}
+admin: { address: 127.0.0.1:${adminPort} }
+reload: { watch: false }
+upstreams:
+  up: { targets: ["${origin.address}"] }
+routes:
+  - name: main
+    upstream: up
+`);
+    const c = spawnCli(file);
+    await c.waitFor((ls) => ls.some((l) => l.msg === 'all workers listening'));
+    const total = async () => sumOf(parsePrometheusText((await get(adminPort, '/metrics')).body), 'scriptgate_requests_total', { route: 'main' });
+    const generations = async () => (JSON.parse((await get(adminPort, '/status')).body) as { workers: Array<{ pid: number; generation: number }> }).workers;
+    expect(await total()).toBe(0);
+    // Served and never scraped before the workers are replaced.
+    for (let i = 0; i < 40; i++) expect((await request(port, { path: `/r/${i}` })).status).toBe(200);
+    process.kill(c.child.pid!, 'SIGUSR2');
+    await c.waitFor((ls) => ls.some((l) => l.msg === 'rolling restart done'), 30_000);
+    expect(await total()).toBe(40);
+    const rolled = await generations();
+    expect(rolled.map((w) => w.generation)).toEqual([2, 2]);
+
+    // A worker dies; a reload asked while its replacement is still starting is answered at once,
+    // and the replacement ends up on the reloaded generation like its sibling.
+    process.kill(rolled[0]!.pid, 'SIGKILL');
+    await c.waitFor((ls) => ls.some((l) => l.msg === 'worker died; starting another'));
+    const t0 = Date.now();
+    const answer = await post(adminPort, '/reload');
+    expect(answer.status).toBe(200);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    let workers: Array<{ pid: number; generation: number }> = [];
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      workers = await generations();
+      if (workers.length === 2 && workers.every((w) => w.generation === 3)) break;
+    }
+    expect(workers.map((w) => w.generation)).toEqual([3, 3]);
+    expect(workers.map((w) => w.pid)).not.toContain(rolled[0]!.pid);
+    expect(sumOf(parsePrometheusText((await get(adminPort, '/metrics')).body), 'scriptgate_generation')).toBe(3);
+  });
+});
