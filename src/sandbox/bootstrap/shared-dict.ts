@@ -38,6 +38,13 @@ const OP_SIZE = 5;
 const OP_SETTLE = 6;
 /** As the host's limit (shared-store.ts): longer keys go to the host, which refuses them. */
 const MAX_KEY = 1024;
+/** As the host's limit on string values (shared-store.ts), checked here so a huge string is never copied out. */
+const MAX_STRING = 64 * 1024;
+
+/** Refuses, inside the isolate, a string value the host would refuse after copying it. */
+function checkValueSize(value: unknown): void {
+  if (typeof value === 'string' && value.length > MAX_STRING) throw new RangeError(`shared dict string values are at most ${MAX_STRING} characters`);
+}
 
 /** A key counted in the isolate during a batch: its value when read, and its value now. */
 interface Counted {
@@ -105,10 +112,12 @@ class HostDict implements SharedStore {
     return host!(OP_GET, this.#name, key) as SharedValue | undefined;
   }
   set(key: string, value: SharedValue | undefined, ttlSeconds?: number): boolean {
+    checkValueSize(value);
     settleBefore();
     return host!(OP_SET, this.#name, key, value, ttlSeconds) as boolean;
   }
   add(key: string, value: SharedValue, ttlSeconds?: number): boolean {
+    checkValueSize(value);
     settleBefore();
     return host!(OP_ADD, this.#name, key, value, ttlSeconds) as boolean;
   }
