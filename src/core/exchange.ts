@@ -203,6 +203,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const cl = req.headers['content-length'];
     // HTTP/2 needs neither header for a body: the HEADERS frame says whether one follows.
     this.#hasBody = this.#h2 ? !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders : te !== undefined || (cl !== undefined && cl !== '0');
+    // Expect: 100-continue on a request without a body: there is nothing to wait for, so the
+    // connection stays open (node closes it after a response sent without a 100, for a body that
+    // might still come), as nginx keeps it.
+    if (this.#expectContinue && !this.#hasBody) (this.#res as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
     const maxBody = this.#lc.limits.max_body_size;
     if (maxBody > 0 && cl !== undefined && Number(cl) > maxBody) return this.#local(413, 'PRX_ERR_BODY_TOO_LARGE');
     if (this.#hasBody && !this.#h2 && this.#lc.limits.client_body_timeout > 0) {

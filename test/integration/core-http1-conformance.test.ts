@@ -302,6 +302,23 @@ describe('Expect', () => {
   });
 });
 
+describe('Expect without a body', () => {
+  it('Expect: 100-continue on a GET or a Content-Length: 0 POST keeps the connection open (no 100: nothing to wait for)', async () => {
+    const origin = await watchedOrigin();
+    const port = await proxyFor(origin);
+    const res = await rawRequest(
+      port,
+      'GET /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n' + 'POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n' + 'GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      3000,
+    );
+    expect(res.timedOut).toBe(false);
+    const all = parseResponses(res.text);
+    expect(all.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(res.text).not.toMatch(/100 Continue/);
+    expect(origin.seen.map((r) => r.url)).toEqual(['/a', '/b', '/c']);
+  });
+});
+
 describe('interim and bodiless responses from the origin', () => {
   it('103 Early Hints before a final response keep the exchange intact on a kept-alive connection', async () => {
     const origin = await watchedOrigin((req, res) => {
