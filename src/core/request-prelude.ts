@@ -17,7 +17,7 @@
  *   if (bad) return answer(bad.status, bad.code, bad.detail);
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { METHODS, type IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../errors.ts';
 import type { LimitsConfig } from '../config/schema.ts';
 import type { RequestPhasesResult, RouteScripts, ScriptRequest, ScriptSession } from '../phases/contract.ts';
@@ -64,6 +64,8 @@ const PROXY_SET = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-fo
  */
 const PROXY_SET_UNDERSCORED = new Set(['x_forwarded_for', 'x_forwarded_proto', 'x_forwarded_host', 'x_forwarded_port', 'x_request_id']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The methods node's HTTP/1.1 parser accepts (the same set is enforced for HTTP/2). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 /** A Host value (RFC 9110 §7.2): reg-name or IPv4, or an IPv6 literal, with an optional port. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d{0,5})?$/;
 
@@ -108,6 +110,13 @@ export function readRequestHead(plan: RequestPlan, req: IncomingMessage, limits:
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') te = te === undefined ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
   }
   if (hosts > 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'more than one Host header' };
+  // HTTP/2 takes any token as :method; HTTP/1.1's parser takes only the methods it knows, upper
+  // case. The same set for both, so routes' `methods` and scripts see one rule whatever the protocol.
+  if (h2 && !KNOWN_METHODS.has(plan.method)) {
+    return /^[A-Z_-]{1,32}$/.test(plan.method)
+      ? { status: 501, code: 'PRX_ERR_NOT_IMPLEMENTED', detail: 'unknown method' }
+      : { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'invalid method' };
+  }
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
   if (hosts === 0 && !h2 && req.httpVersionMinor >= 1) return { status: 400, code: 'PRX_ERR_BAD_REQUEST', detail: 'no Host header' };
   // node's maxHeaderSize counts names and values only; max_header_size is the head as sent (line, ": ", CRLFs).

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { makePki } from '../helpers/certs.ts';
 import { h2Connect, h2Request } from '../helpers/h2-client.ts';
-import { rawRequest, request, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
+import { rawRequest, request, simpleConfig, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
 
 function h2cConfig(origin: string, extra = '', upstreamExtra = ''): string {
   return `listen:
@@ -137,6 +137,18 @@ routes:
     const session = await h2Connect(`http://127.0.0.1:${port}`);
     expect((await h2Request(session, { ':path': '/', ':authority': 'nothing.test' })).status).toBe(404);
     expect((await h2Request(session, { ':path': '/', ':authority': 'dead.test' })).status).toBe(502);
+  });
+});
+
+describe('HTTP/2 methods', () => {
+  it('take the same rule as HTTP/1.1: known methods pass, an unknown upper-case token is 501, a lower-case one 400; none reaches the origin', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]).replace('  - address: 127.0.0.1:0\n', '  - address: 127.0.0.1:0\n    http2: true\n'));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    expect((await h2Request(session, { ':method': 'PROPFIND', ':path': '/dav' })).status).toBe(200);
+    expect((await h2Request(session, { ':method': 'FOOBAR', ':path': '/x' })).status).toBe(501);
+    expect((await h2Request(session, { ':method': 'get', ':path': '/y' })).status).toBe(400);
+    expect(origin.seen.map((r) => `${r.method} ${r.url}`)).toEqual(['PROPFIND /dav']);
   });
 });
 
