@@ -41,6 +41,9 @@ describe('tracestate', () => {
     expect(parseTracestate('vendor=abc, other@sys=x-1')).toBe('vendor=abc,other@sys=x-1');
     expect(parseTracestate(['a=1', 'b=2'])).toBe('a=1,b=2');
     expect(parseTracestate('Vendor=abc')).toBeUndefined();
+    // A simple key starts with a letter; only a multi-tenant key's tenant may start with a digit.
+    expect(parseTracestate('1abc=x')).toBeUndefined();
+    expect(parseTracestate('1abc@sys=x')).toBe('1abc@sys=x');
     expect(parseTracestate('a=1,a=2')).toBeUndefined();
     expect(parseTracestate('novalue')).toBeUndefined();
     expect(parseTracestate(Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(','))).toBeUndefined();
