@@ -27,7 +27,8 @@ import { ProxyError, isProxyError, type ErrorCode } from '../errors.ts';
 import type { Generation } from '../control/generation.ts';
 import type { RouteScripts, ScriptSession } from '../phases/contract.ts';
 import type { Target, Upstream } from '../upstream/upstream.ts';
-import { recordRequest, scriptErrors, trackConnection } from '../observability/metrics.ts';
+import { recordRequest, scriptErrors, trackConnection, upstreamDuration } from '../observability/metrics.ts';
+import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders, isHopByHop, withoutHeaders } from './hop-by-hop.ts';
@@ -199,8 +200,11 @@ class UpgradeExchange {
   #bytesReceived = 0;
   #tConnected = -1;
   #tHeader = -1;
+  #tDispatch = -1;
   #error: ErrorCode | '' = '';
   #done = false;
+  /** The handshake's trace (config `tracing:`), as a request's: server span, phase spans, the upstream try's span. */
+  #tracing: RequestTracing | undefined;
   /** Taken at the start: node forgets the peer of a socket that has closed. */
   readonly #clientIp: string | undefined;
   readonly #clientPort: number | undefined;
@@ -236,6 +240,7 @@ class UpgradeExchange {
     const client = this.#client;
     const plan = (this.#plan = newRequestPlan(req));
     plan.method = client.method;
+    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req);
     const refused = readRequestHead(plan, req, this.#lc.limits, client.h2) ?? client.check() ?? matchRoute(plan, this.#gen.router, req, this.#lc.limits.underscores_in_headers);
     if (refused) return this.#local(refused.status, refused.code, refused.detail);
     const route = plan.route!;
@@ -245,6 +250,7 @@ class UpgradeExchange {
       const sreq = scriptRequestOf(plan, req, this.#lc.scheme);
       this.#logger = this.#lc.logger.child({ reqId: plan.id, route: route.name, tenant: route.config.tenant });
       this.#session = scripts.open(sreq, this.#logger);
+      if (this.#lc.metrics || this.#tracing) this.#session = observeSession(this.#session, scripts.has, route.config.tenant, this.#lc.metrics, this.#tracing);
       const exit = runRequestScripts(scripts, this.#session, sreq, plan);
       if (exit) return this.#respond(exit.status, exit.headers, exit.body);
     }
@@ -256,12 +262,15 @@ class UpgradeExchange {
     const clientIp = req.socket.remoteAddress ?? '';
     const via = this.#gen.config.via;
     const headers = client.upgradeRequest(upstreamHeaders(plan, clientIp, this.#lc.scheme, via && viaEntry(req.httpVersion, via), req.socket.localPort));
+    this.#tracing?.upstreamHeaders(headers);
     const hashKey = upstream.hashKey({ headers, clientIp, path: plan.path });
+    this.#tDispatch = performance.now();
     this.#connecting = connectUpstream(upstream, { hashKey, alpn: ['http/1.1'] }, (err, conn) => {
       this.#connecting = undefined;
       if (err) return this.#fail(err);
       this.#target = conn!.target;
       this.#tConnected = performance.now();
+      this.#tracing?.upstreamTry(headers, upstream.name, conn!.target.address, 0);
       this.#sendUpgrade(conn!.socket, headers);
     });
   }
@@ -292,9 +301,16 @@ class UpgradeExchange {
     ureq.end();
   }
 
+  /** The upstream's answer to the handshake arrived: its time (metric) and the upstream try's span. */
+  #answered(status: number): void {
+    this.#tHeader = performance.now();
+    if (this.#lc.metrics) upstreamDuration.observe({ upstream: this.#upstream!.name }, (this.#tHeader - this.#tDispatch) / 1000);
+    this.#tracing?.upstreamDone(status);
+  }
+
   /** 101 from the upstream: the client gets its success answer and the two sides are tunnelled. */
   #open(ures: IncomingMessage, usocket: Socket, uhead: Buffer): void {
-    this.#tHeader = performance.now();
+    this.#answered(ures.statusCode ?? 101);
     const client = this.#client;
     const side = client.side;
     if (this.#done || side.destroyed) {
@@ -352,7 +368,7 @@ class UpgradeExchange {
 
   /** The upstream answered without upgrading (403, 426, …): that response goes back, then the client is done. */
   #passBack(ures: IncomingMessage, usocket: Socket): void {
-    this.#tHeader = performance.now();
+    this.#answered(ures.statusCode ?? 0);
     if (this.#done || this.#client.side.destroyed) {
       usocket.destroy();
       return;
@@ -457,6 +473,7 @@ class UpgradeExchange {
       }
       this.#session.close();
     }
+    this.#tracing?.finish(this.#req.method ?? '', plan?.route?.name, status, this.#error);
     if (this.#lc.metrics) recordRequest(plan?.route?.name ?? '', this.#req.method ?? '', status, status === 499, total / 1000, this.#bytesSent, this.#bytesReceived);
     if (this.#lc.accessLog) {
       // Through the generation's access-log sink (its file, syslog and fields), as every request's line.
@@ -487,7 +504,7 @@ class UpgradeExchange {
         responseHeaders: this.#responseHeaders,
         upstreamMs: this.#tHeader >= 0 && this.#tConnected >= 0 ? this.#tHeader - this.#tConnected : -1,
         retries: 0,
-        traceId: undefined,
+        traceId: this.#tracing?.traceId,
         generation: this.#gen.id,
       }));
     }

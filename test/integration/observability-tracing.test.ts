@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { closeServer, request, startOrigin, startProxy } from '../helpers/servers.ts';
 import { flushTraces } from '../../src/observability/request-telemetry.ts';
+import WebSocket from 'ws';
+import { startWsOrigin } from '../helpers/ws.ts';
 
 interface OtlpSpan {
   traceId: string;
@@ -191,5 +193,29 @@ routes:
     const { port } = await startProxy(`listen:\n  - address: 127.0.0.1:0\nupstreams:\n  up: { targets: ["${origin.address}"] }\nroutes:\n  - upstream: up\n`);
     await request(port, { headers: { traceparent: `00-${TRACE}-${PARENT}-01` } });
     expect(origin.seen[0]!.headers.traceparent).toBe(`00-${TRACE}-${PARENT}-01`);
+  });
+
+  it('a WebSocket handshake is traced like a request: the origin sees the upstream try span as parent; request, script and upstream spans are exported', async () => {
+    const rx = await startReceiver();
+    const origin = await startWsOrigin();
+    const { port } = await tracedProxy(origin.address, rx.url);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`, ['chat'], { headers: { traceparent: `00-${TRACE}-${PARENT}-01` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.close();
+    await new Promise((r) => ws.once('close', r));
+    await flushUntil(rx, 1);
+    await rx.close();
+    const mine = rx.spans.filter((s) => s.traceId === TRACE);
+    const root = mine.find((s) => s.kind === 2)!;
+    expect(root.parentSpanId).toBe(PARENT);
+    expect(root.attributes).toContainEqual({ key: 'http.response.status_code', value: { intValue: '101' } });
+    const upstream = mine.filter((s) => s.kind === 3);
+    expect(upstream).toHaveLength(1);
+    expect(upstream[0]!.parentSpanId).toBe(root.spanId);
+    expect(mine.filter((s) => s.kind === 1).map((s) => s.name)).toEqual(['script rewrite']);
+    expect(origin.upgrades[0]!.headers.traceparent).toBe(`00-${TRACE}-${upstream[0]!.spanId}-01`);
   });
 });
