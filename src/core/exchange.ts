@@ -180,7 +180,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const plan = newRequestPlan(req);
     this.#method = plan.method;
     this.#id = plan.id;
-    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req);
+    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req, this.#lc.scheme);
     const bad = readRequestHead(plan, req, this.#lc.limits, this.#h2);
     if (bad) return this.#local(bad.status, bad.code, bad.detail);
     // TRACE would reflect the request (cookies, credentials) back: refused, as nginx does.

@@ -240,7 +240,7 @@ class UpgradeExchange {
     const client = this.#client;
     const plan = (this.#plan = newRequestPlan(req));
     plan.method = client.method;
-    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req);
+    if (this.#gen.config.tracing) this.#tracing = startRequestTracing(this.#gen.config, this.#lc.logger, req, this.#lc.scheme);
     const refused = readRequestHead(plan, req, this.#lc.limits, client.h2) ?? client.check() ?? matchRoute(plan, this.#gen.router, req, this.#lc.limits.underscores_in_headers);
     if (refused) return this.#local(refused.status, refused.code, refused.detail);
     const route = plan.route!;

@@ -65,7 +65,10 @@ export class RequestTracing {
     }
     const span = this.trace.child(`upstream ${upstream}`, SPAN_KIND.client);
     span.attributes['scriptgate.upstream'] = upstream;
-    span.attributes['server.address'] = target;
+    // server.address is the host alone, server.port the port (semantic conventions).
+    const colon = target.lastIndexOf(':');
+    span.attributes['server.address'] = colon > 0 ? target.slice(0, colon).replace(/^\[|\]$/g, '') : target;
+    if (colon > 0) span.attributes['server.port'] = Number(target.slice(colon + 1));
     span.attributes['scriptgate.attempt'] = attempt;
     this.#upstream = span;
     if (this.#tpAt >= 0) headers[this.#tpAt] = this.trace.traceparentFor(span.spanId);
@@ -90,7 +93,11 @@ export class RequestTracing {
     const a = this.trace.root.attributes;
     a['http.request.method'] = method;
     a['http.response.status_code'] = status;
-    if (route) a['http.route'] = route;
+    if (route) {
+      a['http.route'] = route;
+      // "{method} {route}": the span name the conventions ask for once the route is known.
+      this.trace.root.name = `${method} ${route}`;
+    }
     if (error) a['error.type'] = error;
     this.trace.root.error = status >= 500 || !!error;
     this.trace.root.end();
@@ -98,10 +105,20 @@ export class RequestTracing {
 }
 
 /** Starts a request's trace when the generation's config has `tracing:`; else undefined (no allocation). */
-export function startRequestTracing(config: Config, logger: Logger, req: IncomingMessage): RequestTracing | undefined {
+export function startRequestTracing(config: Config, logger: Logger, req: IncomingMessage, scheme?: 'http' | 'https'): RequestTracing | undefined {
   const cfg = config.tracing;
   if (!cfg) return undefined;
   const trace = tracerFor(cfg, logger).startTrace(req.headers.traceparent, req.headers.tracestate, `${req.method ?? 'GET'}`);
+  // OpenTelemetry's HTTP server span attributes (semantic conventions): what was asked, and by whom.
+  const a = trace.root.attributes;
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  a['url.path'] = q < 0 ? url : url.slice(0, q);
+  if (scheme) a['url.scheme'] = scheme;
+  if (req.socket?.remoteAddress) a['client.address'] = req.socket.remoteAddress;
+  const host = (req.headers[':authority'] as string | undefined) ?? req.headers.host;
+  if (host) a['server.address'] = host.replace(/:\d+$/, '');
+  a['network.protocol.version'] = req.httpVersion;
   return new RequestTracing(trace);
 }
 

@@ -99,7 +99,8 @@ export class Span {
   readonly attributes: Record<string, AttrValue> = {};
   error = false;
   readonly #trace: RequestTrace;
-  readonly #name: string;
+  /** Set until the span ends (a server span is renamed once its route is known). */
+  name: string;
   readonly #kind: number;
   readonly #parent: string;
   #start: string;
@@ -107,7 +108,7 @@ export class Span {
 
   constructor(trace: RequestTrace, name: string, kind: number, parent: string, spanId = newSpanId()) {
     this.#trace = trace;
-    this.#name = name;
+    this.name = name;
     this.#kind = kind;
     this.#parent = parent;
     this.spanId = spanId;
@@ -128,7 +129,7 @@ export class Span {
       traceId: this.#trace.traceId,
       spanId: this.spanId,
       parentSpanId: this.#parent,
-      name: this.#name,
+      name: this.name,
       kind: this.#kind,
       start: this.#start,
       end: nowUnixNano(),

@@ -104,6 +104,11 @@ describe('tracing', () => {
     expect(root.parentSpanId).toBe(PARENT);
     expect(root.attributes).toContainEqual({ key: 'http.route', value: { stringValue: 'api' } });
     expect(root.attributes).toContainEqual({ key: 'http.response.status_code', value: { intValue: '200' } });
+    // OpenTelemetry's HTTP server span: "{method} {route}", the path, scheme and client.
+    expect(root.name).toBe('GET api');
+    expect(root.attributes).toContainEqual({ key: 'url.path', value: { stringValue: '/a' } });
+    expect(root.attributes).toContainEqual({ key: 'url.scheme', value: { stringValue: 'http' } });
+    expect(root.attributes).toContainEqual({ key: 'client.address', value: { stringValue: '127.0.0.1' } });
     const upstream = mine.filter((s) => s.kind === 3);
     expect(upstream).toHaveLength(1);
     expect(upstream[0]!.name).toBe('upstream up');
@@ -184,7 +189,8 @@ routes:
     expect(tries).toHaveLength(2);
     const failed = tries.find((t) => t.status.code === 2)!;
     const ok = tries.find((t) => t.status.code === 0)!;
-    expect(failed.attributes).toContainEqual({ key: 'server.address', value: { stringValue: '127.0.0.1:1' } });
+    expect(failed.attributes).toContainEqual({ key: 'server.address', value: { stringValue: '127.0.0.1' } });
+    expect(failed.attributes).toContainEqual({ key: 'server.port', value: { intValue: '1' } });
     expect(origin.seen[0]!.headers.traceparent).toBe(`00-${TRACE}-${ok.spanId}-01`);
   });
 
