@@ -138,6 +138,9 @@ export const reloadsTotal = new client.Counter({
   help: 'Config reloads, by result (success | failure)',
   labelNames: ['result'] as const,
 });
+// Both series exist from the start, so increase() sees the first reload of either kind.
+reloadsTotal.inc({ result: 'success' }, 0);
+reloadsTotal.inc({ result: 'failure' }, 0);
 
 export const logLinesDropped = new client.Counter({
   name: 'scriptgate_log_lines_dropped_total',

@@ -14,7 +14,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { errorReport } from '../../src/observability/error-report.ts';
 import { metricsContentType, metricsText } from '../../src/observability/metrics.ts';
 import { closeServer, request, startOrigin, writeConfig } from '../helpers/servers.ts';
-import { parsePrometheusText, sumOf } from '../helpers/prom-text.ts';
+import { parsePrometheusText, samples, sumOf } from '../helpers/prom-text.ts';
 import { freePort, runCli } from '../helpers/spawn-cli.ts';
 
 function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
@@ -86,6 +86,8 @@ routes:
     expect(sumOf(m, 'scriptgate_phase_duration_seconds_count', { tenant: 'shop', phase: 'rewrite' })).toBe(5);
     expect(sumOf(m, 'scriptgate_requests_total', { route: 'shop', status_class: '5xx' })).toBe(3);
     expect(sumOf(m, 'scriptgate_requests_total', { route: 'shop', status_class: '2xx' })).toBe(2);
+    // Both reload series exist before any reload (increase() sees the first one).
+    expect(samples(m, 'scriptgate_reloads_total').map((x) => [x.labels.result, x.value]).sort()).toEqual([['failure', 0], ['success', 0]]);
 
     const status = JSON.parse((await get(aport, '/status', auth)).body) as { workers: number; tenants: Array<{ name: string; logLevel?: string; routes: string[]; isolate?: { alive: boolean } }>; upstreams: Array<{ name: string }> };
     expect(status.workers).toBe(1);
