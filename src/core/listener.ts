@@ -32,6 +32,7 @@ import { Http2Downstream } from './http2-downstream.ts';
 import { proxyHttp2WebSocket } from './h2-websocket.ts';
 import { serveAsPlainRequest } from './plain-upgrade.ts';
 import { inTurn } from './http1-pipeline.ts';
+import { clientHelloOf, sniffClientHello } from './tls-client-hello.ts';
 import { requestIdOf } from './request-prelude.ts';
 import { sentUnverifiedClientCertificate, type CertificateTable } from './tls-certificates.ts';
 import { recordRequest, trackConnection } from '../observability/metrics.ts';
@@ -51,6 +52,9 @@ export interface ListenerOptions {
   /** TLS listeners: this listener's certificates in the current generation, read on each new connection. */
   certificates?: () => CertificateTable | undefined;
 }
+
+/** The body of the 400 a plain HTTP request on a TLS port gets (nginx's wording). */
+const PLAIN_ON_TLS = 'The plain HTTP request was sent to HTTPS port\n';
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
@@ -177,6 +181,8 @@ export class Listener {
   /** Open WebSocket/Upgrade tunnels (websocket.ts), so a hard stop can cut them. */
   readonly #tunnels: TunnelSet = new Set();
   #certificates: CertificateTable | undefined;
+  /** The TLS server of a TLS listener (fed by `server`, the plain front that reads each ClientHello). */
+  #tlsServer: tls.Server | undefined;
 
   /**
    * On reload: this listener's limits become `next` (its own overrides over the new top-level
@@ -280,7 +286,22 @@ export class Listener {
     }
 
     if (this.http2 && opts.metrics) this.http2.server.on('session', (session: import('node:http2').Http2Session) => trackConnection('h2', session));
-    if (config.tls) this.server = this.#tlsFront(limits);
+    if (config.tls) {
+      // The TLS server serves the connections a plain front hands it, after reading each
+      // ClientHello (tls-client-hello.ts): the certificate is chosen per client, by name and key type.
+      const front = this.#tlsFront(limits);
+      this.server = net.createServer({ noDelay: true }, (socket) => {
+        this.#track(socket);
+        sniffClientHello(socket, limits.client_header_timeout, (s) => {
+          const table = this.#currentCertificates();
+          const hello = clientHelloOf(s);
+          // The context the handshake starts in: node's SNI switch can replace one certificate only,
+          // so the right one (this name, a key type the client verifies) must be there from the start.
+          if (table && hello) (front as tls.Server & { _sharedCreds: tls.SecureContext })._sharedCreds = table.pick(hello.serverName, hello.keyTypes);
+          front.emit('connection', s);
+        });
+      });
+    }
     else if (this.http2) {
       const h2 = this.http2;
       this.server = net.createServer({ noDelay: true }, (socket) => {
@@ -303,28 +324,37 @@ export class Listener {
     const verify = config.tls!.verify_client;
     const certificates = this.#currentCertificates();
     if (!certificates) throw new Error(`listener ${config.address}: no certificates loaded`);
+    const certificatesNow = () => this.#certificates!;
     const front = tls.createServer({
       ...certificates.serverOptions,
-      SNICallback: (servername, cb) => cb(null, this.#certificates!.lookup(servername)),
+      // `this` is the TLS socket: the same choice as the starting context (by key type too), or by name alone when no ClientHello was read.
+      SNICallback(this: TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) {
+        cb(null, certificatesNow().pick(servername, clientHelloOf(this)?.keyTypes ?? []));
+      },
       ALPNProtocols: this.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       requestCert: verify !== 'off',
       rejectUnauthorized: verify === 'on',
       handshakeTimeout: limits.client_header_timeout,
       noDelay: true,
     });
-    // Runs before the TLS socket is made: a reload's certificates apply from the next connection on.
-    front.prependListener('connection', (socket: Socket) => {
-      this.#track(socket);
-      this.#currentCertificates();
-    });
     front.on('secureConnection', (socket: TLSSocket) => {
       if (verify === 'optional' && refuseBadClientCertificate(socket, this.#opts.logger, limits.client_header_timeout)) return;
       this.#dispatch(socket, socket.alpnProtocol === 'h2');
     });
     front.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      this.#opts.logger.debug({ client: socket.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed');
+      const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+      if (err.code === 'ERR_SSL_HTTP_REQUEST' && raw?.writable) {
+        // Plain HTTP on the TLS port: say so in plain HTTP, as nginx does, instead of a silent close.
+        raw.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${PLAIN_ON_TLS.length}\r\nConnection: close\r\n\r\n${PLAIN_ON_TLS}`);
+        this.#opts.logger.info({ client: raw.remoteAddress }, 'plain HTTP request on a TLS port refused');
+        return;
+      }
+      // A client certificate refused by verify_client: on is worth a line (as `optional`'s refusal); other handshake failures are noise.
+      const certRefused = verify === 'on' && /certificate|unknown ca|CERT_|SELF_SIGNED|UNABLE_TO|EXPIRED/i.test(`${err.code} ${err.message}`);
+      this.#opts.logger[certRefused ? 'info' : 'debug']({ client: socket.remoteAddress ?? raw?.remoteAddress, code: err.code, err: err.message }, certRefused ? 'client certificate refused' : 'TLS handshake failed');
       socket.destroy();
     });
+    this.#tlsServer = front;
     return front;
   }
 
@@ -332,7 +362,7 @@ export class Listener {
   #currentCertificates(): CertificateTable | undefined {
     const table = this.#opts.certificates?.();
     if (table && table !== this.#certificates) {
-      if (this.#certificates) (this.server as tls.Server).setSecureContext(table.serverOptions);
+      if (this.#certificates) this.#tlsServer?.setSecureContext(table.serverOptions);
       this.#certificates = table;
     }
     return this.#certificates;

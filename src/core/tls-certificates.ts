@@ -6,13 +6,16 @@
  *
  * Names come from the certificate itself: its subjectAltName DNS entries, else its subject CN.
  * `lookup()` prefers an exact name, then a `*.` wildcard covering exactly one label (RFC 6125),
- * then the first certificate (the default, also used for clients that send no SNI).
+ * then the first certificate (the default, also used for clients that send no SNI). A name may
+ * have certificates of several key types (RSA and ECDSA, as nginx takes two `ssl_certificate`s):
+ * `pick()` gives each client the one its ClientHello says it can verify (tls-client-hello.ts); of
+ * two of the same key type the first listed wins. Every context refuses TLS renegotiation.
  *
  * @example
  *   const table = new CertificateTable(listener.tls);
  *   tls.createServer({ SNICallback: (name, cb) => cb(null, table.lookup(name)), ...table.serverOptions });
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls, { type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { ListenerTlsConfig } from '../config/schema.ts';
@@ -33,14 +36,24 @@ export function certificateNames(pem: Buffer | string): string[] {
   return names;
 }
 
+/** One certificate's context, and the key type it signs with (rsa, ec, ed25519, ...). */
+interface Choice {
+  type: string;
+  context: SecureContext;
+  options: SecureContextOptions;
+}
+
 export class CertificateTable {
   /** Context of the first certificate: no SNI, or a name no certificate covers. */
   readonly default: SecureContext;
   /** The default certificate with the listener's settings, for `tls.Server#setSecureContext`. */
   readonly serverOptions: SecureContextOptions;
-  readonly #exact = new Map<string, SecureContext>();
+  /** Per name, one certificate per key type, in the order listed (the first of a type wins). */
+  readonly #exact = new Map<string, Choice[]>();
   /** Keyed by what follows `*.` (a wildcard covers one more label). */
-  readonly #wildcard = new Map<string, SecureContext>();
+  readonly #wildcard = new Map<string, Choice[]>();
+  /** The first certificate, then the first one of each other key type (clients without SNI). */
+  readonly #fallback: Choice[] = [];
 
   /** Reads every certificate and key; throws ConfigError naming the file when one does not load. */
   constructor(config: ListenerTlsConfig) {
@@ -48,37 +61,39 @@ export class CertificateTable {
     if (config.client_ca) ca = readOrFail(config.client_ca, 'tls.client_ca');
     const common: SecureContextOptions = {
       minVersion: config.min_version,
+      // Client-initiated renegotiation (TLS 1.2) is a full handshake a client can repeat at will: refused, as nginx.
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
       ...(config.ciphers ? { ciphers: config.ciphers } : {}),
       ...(ca ? { ca } : {}),
     };
-    let first: SecureContextOptions | undefined;
-    let firstContext: SecureContext | undefined;
     for (const c of config.certificates) {
       const cert = readOrFail(c.cert, 'tls.certificates.cert');
       const key = readOrFail(c.key, 'tls.certificates.key');
       const options: SecureContextOptions = { ...common, cert, key };
-      let context: SecureContext;
+      let choice: Choice;
       let names: string[];
       try {
-        context = tls.createSecureContext(options);
+        choice = { type: new X509Certificate(cert).publicKey.asymmetricKeyType ?? 'unknown', context: tls.createSecureContext(options), options };
         names = certificateNames(cert);
       } catch (err) {
         throw new ConfigError([`${c.cert}: cannot use certificate with key ${c.key}: ${(err as Error).message}`]);
       }
-      first ??= options;
-      firstContext ??= context;
+      if (!this.#fallback.some((f) => f.type === choice.type)) this.#fallback.push(choice);
       for (const name of names) {
         const map = name.startsWith('*.') ? this.#wildcard : this.#exact;
-        const key = name.startsWith('*.') ? name.slice(2) : name;
-        if (!map.has(key)) map.set(key, context); // the first certificate listing a name wins
+        const k = name.startsWith('*.') ? name.slice(2) : name;
+        const list = map.get(k) ?? [];
+        if (!list.some((x) => x.type === choice.type)) list.push(choice);
+        map.set(k, list);
       }
     }
-    this.default = firstContext!;
-    this.serverOptions = first!;
+    this.default = this.#fallback[0]!.context;
+    this.serverOptions = this.#fallback[0]!.options;
   }
 
-  /** Secure context for an SNI server name; the default one when nothing matches. */
-  lookup(servername: string): SecureContext {
+  /** The certificates for a server name (exact, then a one-label wildcard), else the fallback ones. */
+  #candidates(servername: string | undefined): Choice[] {
+    if (!servername) return this.#fallback;
     const name = servername.toLowerCase().replace(/\.$/, '');
     const exact = this.#exact.get(name);
     if (exact) return exact;
@@ -87,7 +102,28 @@ export class CertificateTable {
       const wild = this.#wildcard.get(name.slice(dot + 1));
       if (wild) return wild;
     }
-    return this.default;
+    return this.#fallback;
+  }
+
+  /** Secure context for an SNI server name (the first certificate listed for it); the default one when nothing matches. */
+  lookup(servername: string): SecureContext {
+    return this.#candidates(servername)[0]!.context;
+  }
+
+  /**
+   * The context for a client, from its ClientHello: the name's certificate of the first key type
+   * the client's signature algorithms accept (`keyTypes`, its order); without signature
+   * algorithms (TLS 1.2 may omit them, meaning RSA) an RSA one; else the first listed.
+   */
+  pick(servername: string | undefined, keyTypes: readonly string[]): SecureContext {
+    const list = this.#candidates(servername);
+    if (list.length === 1) return list[0]!.context;
+    const wanted = keyTypes.length ? keyTypes : ['rsa'];
+    for (const t of wanted) {
+      const hit = list.find((c) => c.type === t);
+      if (hit) return hit.context;
+    }
+    return list[0]!.context;
   }
 }
 

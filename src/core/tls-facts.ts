@@ -9,6 +9,7 @@
  * WeakMap lookup. Returns the JSON record the isolate parses (sandbox/bootstrap/context.ts), or ''
  * for a plain-TCP connection.
  */
+import { clientHelloOf } from './tls-client-hello.ts';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
@@ -50,7 +51,8 @@ export function tlsRecordOf(socket: Socket | undefined): string {
   if (!(socket instanceof TLSSocket)) return '';
   let rec = known.get(socket);
   if (rec !== undefined) return rec;
-  const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+  // node reports no name on a resumed TLS 1.2 session: the ClientHello read before TLS says it.
+  const servername = (socket as TLSSocket & { servername?: string | false }).servername || clientHelloOf(socket)?.serverName;
   const out: TlsRecord = { n: typeof servername === 'string' ? servername : '', p: socket.getProtocol() ?? '', c: socket.getCipher()?.name ?? '' };
   // Only a certificate the listener verified is shown (verify_client on/optional); with optional,
   // one that fails verification never gets here (the request is answered 400).

@@ -23,8 +23,8 @@ export interface CertFiles {
 export interface Pki {
   dir: string;
   ca: CertFiles;
-  /** A server certificate for `names` (first one is the CN), signed by this CA. */
-  leaf(file: string, names: string[]): CertFiles;
+  /** A server certificate for `names` (first one is the CN), signed by this CA; an EC P-256 key unless `keyType` is rsa. */
+  leaf(file: string, names: string[], keyType?: 'ec' | 'rsa'): CertFiles;
   /** A client certificate (extendedKeyUsage clientAuth), signed by this CA. */
   client(file: string, cn: string): CertFiles;
   /** A leaf with the subjectAltName `san` as openssl writes it (`DNS:a,IP:127.0.0.1`). */
@@ -39,19 +39,20 @@ function openssl(args: string[], cwd: string): void {
 export function makePki(dir = mkdtempSync(path.join(os.tmpdir(), 'sg-pki-')), caName = 'ca'): Pki {
   const ca = { cert: path.join(dir, `${caName}.pem`), key: path.join(dir, `${caName}.key`) };
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', ca.key, '-out', ca.cert, '-days', '2', '-subj', `/CN=scriptgate test ${caName}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-  const sign = (file: string, cn: string, ext: string): CertFiles => {
+  const sign = (file: string, cn: string, ext: string, keyType: 'ec' | 'rsa' = 'ec'): CertFiles => {
     const out = { cert: path.join(dir, `${file}.pem`), key: path.join(dir, `${file}.key`) };
     const csr = path.join(dir, `${file}.csr`);
     const extFile = path.join(dir, `${file}.ext`);
     writeFileSync(extFile, ext);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', out.key, '-out', csr, '-subj', `/CN=${cn}`], dir);
+    const newKey = keyType === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+    openssl(['req', ...newKey, '-nodes', '-keyout', out.key, '-out', csr, '-subj', `/CN=${cn}`], dir);
     openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', String(Date.now() + Math.floor(Math.random() * 1e6)), '-out', out.cert, '-days', '2', '-extfile', extFile], dir);
     return out;
   };
   return {
     dir,
     ca,
-    leaf: (file, names) => sign(file, names[0]!, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth\n`),
+    leaf: (file, names, keyType) => sign(file, names[0]!, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth\n`, keyType),
     client: (file, cn) => sign(file, cn, 'extendedKeyUsage=clientAuth\n'),
     issue: (file, san, usage = 'serverAuth') => sign(file, file, `subjectAltName=${san}\nextendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`),
   };

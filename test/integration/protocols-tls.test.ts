@@ -12,7 +12,7 @@ import { createReloader } from '../../src/control/reload.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { makePki, type Pki } from '../helpers/certs.ts';
 import { h2Connect, h2Request } from '../helpers/h2-client.ts';
-import { startOrigin, startProxy } from '../helpers/servers.ts';
+import { rawRequest, startOrigin, startProxy, statusOf } from '../helpers/servers.ts';
 
 let pki: Pki;
 let a: { cert: string; key: string };
@@ -76,6 +76,46 @@ describe('TLS listener', () => {
     expect((await peerNames(port, 'deep.x.wild.example.test')).san).toBe('DNS:a.example.test');
     expect((await peerNames(port, 'other.test')).san).toBe('DNS:a.example.test');
     expect((await peerNames(port)).san).toBe('DNS:a.example.test');
+  });
+
+  it('an RSA and an ECDSA certificate for one name: each client gets the one it can verify, whichever is listed first (nginx)', async () => {
+    const origin = await startOrigin();
+    const rsa = pki.leaf('both-rsa', ['both.example.test'], 'rsa');
+    const ec = pki.leaf('both-ec', ['both.example.test']);
+    const keyTypeFor = (port: number, sigalgs: string) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, servername: 'both.example.test', ca: readFileSync(pki.ca.cert), sigalgs }, () => {
+          const type = socket.getPeerX509Certificate()!.publicKey.asymmetricKeyType;
+          socket.end();
+          resolve(type);
+        });
+        socket.on('error', reject);
+      });
+    for (const order of [[rsa, ec], [ec, rsa]]) {
+      const yaml = tlsConfig(origin.address).replace(`        - { cert: ${a.cert}, key: ${a.key} }\n`, `        - { cert: ${a.cert}, key: ${a.key} }\n${order.map((c) => `        - { cert: ${c.cert}, key: ${c.key} }\n`).join('')}`);
+      const { port } = await startProxy(yaml);
+      expect(await keyTypeFor(port, 'ecdsa_secp256r1_sha256')).toBe('ec');
+      expect(await keyTypeFor(port, 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256')).toBe('rsa');
+    }
+  });
+
+  it('plain HTTP on the TLS port gets a plain 400 that says so (nginx), and a client cannot renegotiate', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(tlsConfig(origin.address, '', false));
+    const res = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 3000);
+    expect(statusOf(res.text)).toBe(400);
+    expect(res.text).toContain('The plain HTTP request was sent to HTTPS port');
+    // The server refuses: the client sees an error (on the callback or the socket), never success.
+    const renegotiated = await new Promise<string>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'a.example.test', ca: readFileSync(pki.ca.cert), maxVersion: 'TLSv1.2' }, () => {
+        socket.renegotiate({}, (err) => {
+          socket.destroy();
+          resolve(err ? err.message : 'renegotiated');
+        });
+      });
+      socket.on('error', (err) => resolve(err.message));
+    });
+    expect(renegotiated).toMatch(/renegotiation/i);
   });
 
   it('ALPN h2: a node:http2 client gets proxied responses; an HTTP/1.1 client on the same port too', async () => {
@@ -160,6 +200,41 @@ describe('TLS listener', () => {
     const h2 = JSON.parse((await h2Request(session, { ':path': '/x', ':authority': 'a.example.test' })).text);
     expect(h2.tls.clientCertificate.subject).toBe('O=Acme,CN=alice');
     expect(origin.seen).toHaveLength(0);
+  });
+
+  it('a resumed TLS 1.2 session: scripts still see its SNI; a session is not resumed under another name (RFC 6066 §3); an RSA-only name is served its RSA certificate', async () => {
+    const origin = await startOrigin();
+    const rsaOnly = pki.leaf('rsa-only', ['r.example.test'], 'rsa');
+    const yaml = tlsConfig(origin.address)
+      .replace(`        - { cert: ${wild.cert}, key: ${wild.key} }\n`, `        - { cert: ${wild.cert}, key: ${wild.key} }\n        - { cert: ${rsaOnly.cert}, key: ${rsaOnly.key} }\n`)
+      .replace('  - upstream: up\n', '  - upstream: up\n    access_by_script: tls.ts\n');
+    const { port } = await startProxy(yaml, { 'tls.ts': `export default function (ctx: any) { ctx.exit(200, { body: String(ctx.request.tls.serverName) }); }` });
+    /** One HTTP/1.1 request over TLS 1.2 with `session`; resolves with the answer, whether it was resumed, and the next session. */
+    const ask = (servername: string, session?: Buffer) =>
+      new Promise<{ body: string; reused: boolean; session: Buffer | undefined; san: string }>((resolve, reject) => {
+        let next: Buffer | undefined;
+        const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: readFileSync(pki.ca.cert), maxVersion: 'TLSv1.2', session, ALPNProtocols: ['http/1.1'] }, () => {
+          socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
+        });
+        let text = '';
+        socket.on('session', (s: Buffer) => (next = s));
+        socket.on('data', (d: Buffer) => (text += d));
+        socket.on('end', () => resolve({ body: text.split('\r\n\r\n')[1] ?? '', reused: socket.isSessionReused(), session: next, san: socket.getPeerX509Certificate()?.subjectAltName ?? '' }));
+        socket.on('error', reject);
+      });
+    const first = await ask('a.example.test');
+    expect(first.body).toBe('a.example.test');
+    const again = await ask('a.example.test', first.session);
+    expect(again.reused).toBe(true);
+    expect(again.body).toBe('a.example.test');
+    // The a.example.test session offered for another name: a full handshake with that name's certificate.
+    const other = await ask('x.wild.example.test', first.session);
+    expect(other.reused).toBe(false);
+    expect(other.san).toBe('DNS:*.wild.example.test');
+    // The default certificate is ECDSA; a client that takes both key types still gets r's RSA one.
+    const r = await ask('r.example.test');
+    expect(r.san).toBe('DNS:r.example.test');
+    expect(r.body).toBe('r.example.test');
   });
 
   it('hot reload swaps the certificate for new connections; an open h2 connection keeps working', async () => {
