@@ -71,6 +71,14 @@ export function tlsFileProblems(config: Config): Problem[] {
       if (both.every(Boolean)) pair([...where, 'certificates', j, 'key'], c.cert, c.key);
     });
     check([...where, 'client_ca'], tls.client_ca, 'certificate');
+    // A cipher list OpenSSL cannot use is the config's fault, reported where it is written (not as a certificate problem).
+    if (tls.ciphers !== undefined) {
+      try {
+        createSecureContext({ ciphers: tls.ciphers });
+      } catch (err) {
+        out.push([[...where, 'ciphers'], `OpenSSL takes no cipher from ${JSON.stringify(tls.ciphers)} (${(err as Error).message})`]);
+      }
+    }
   }
   for (const [name, u] of Object.entries(config.upstreams)) {
     if (!u.tls) continue;

@@ -149,6 +149,23 @@ routes:
     expect(found[3]).toMatch(/^sg\.yaml:13: upstreams\.tls_two\.tls\.key: .*bad\.key is not a PEM private key/);
   });
 
+  it('a cipher list OpenSSL cannot use is a problem at its own line, not blamed on the certificate', () => {
+    const ca = createTestCa();
+    const a = ca.issue('a', 'DNS:a.test');
+    const yaml = `listen:
+  - address: 127.0.0.1:6188
+    tls:
+      certificates: [{ cert: "${a.certPath}", key: "${a.keyPath}" }]
+      ciphers: "NO-SUCH-CIPHER"
+upstreams:
+  api: { targets: ["127.0.0.1:9001"] }
+routes:
+  - upstream: api
+`;
+    const loaded = parseConfig(yaml, 'sg.yaml');
+    expect(locate(loaded, tlsFileProblems(loaded.config))).toEqual([expect.stringMatching(/^sg\.yaml:5: listen\[0\]\.tls\.ciphers: OpenSSL takes no cipher from "NO-SUCH-CIPHER"/)]);
+  });
+
   it('a certificate and a key that do not belong together are a problem at the key, for listeners and upstream mTLS alike', () => {
     const ca = createTestCa();
     const a = ca.issue('a', 'DNS:a.test');

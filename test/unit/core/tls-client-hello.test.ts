@@ -8,7 +8,7 @@ import { readClientHello } from '../../../src/core/tls-client-hello.ts';
 async function captureHello(opts: tls.ConnectionOptions): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  onTestFinished(() => server.close());
+  onTestFinished(() => void server.close());
   const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => (resolve(d), s.destroy()))));
   const client = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, rejectUnauthorized: false, ...opts });
   client.on('error', () => undefined);
