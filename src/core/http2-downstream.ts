@@ -76,6 +76,15 @@ export class Http2Downstream {
       session.on('timeout', () => {
         if (!this.#open.get(session)) session.close();
       });
+      // Until its first request the connection is a request head in the making: client_header_timeout
+      // bounds it, as on HTTP/1.1 (a client that negotiated h2 and sent nothing was held 75 s).
+      const first = setTimeout(() => {
+        logger.info({ client: session.socket?.remoteAddress, ms: limits.client_header_timeout }, 'HTTP/2 connection sent no request within client_header_timeout; closed');
+        session.destroy();
+      }, limits.client_header_timeout);
+      first.unref();
+      session.once('stream', () => clearTimeout(first));
+      session.once('close', () => clearTimeout(first));
     });
     server.on('stream', (stream: ServerHttp2Stream) => {
       // A stream the client reset in the same read as its HEADERS is already gone (no session) here.

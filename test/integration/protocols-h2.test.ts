@@ -175,6 +175,22 @@ routes:
   });
 });
 
+describe('HTTP/2 connection without a request', () => {
+  it('a client that negotiates HTTP/2 and sends no request is closed after client_header_timeout, not keepalive_timeout', async () => {
+    const origin = await startOrigin();
+    const { port } = await startProxy(simpleConfig([origin]).replace('  - address: 127.0.0.1:0\n', '  - address: 127.0.0.1:0\n    http2: true\n    limits: { client_header_timeout: 300ms, keepalive_timeout: 60s }\n'));
+    const session = await h2Connect(`http://127.0.0.1:${port}`);
+    const t0 = Date.now();
+    await new Promise((r) => session.once('close', r));
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // One that asks in time is served and kept.
+    const busy = await h2Connect(`http://127.0.0.1:${port}`);
+    expect((await h2Request(busy, { ':path': '/x' })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(busy.closed || busy.destroyed).toBe(false);
+  });
+});
+
 /** A plain h2c origin on loopback calling `onStream` per stream; its sessions are destroyed after the test. */
 async function startH2Server(onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void): Promise<{ address: string; sessions: Set<http2.ServerHttp2Session> }> {
   const server = http2.createServer();
