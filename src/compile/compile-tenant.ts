@@ -194,6 +194,8 @@ async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ resu
   } catch {
     return { result: { ok: false, problems: [`${displayPath(scriptsDir)}:0: scripts folder of tenant ${JSON.stringify(opts.tenant)} does not exist`] } };
   }
+  /** SHA-1 of each file as esbuild compiled it (read by the import guard). */
+  const compiled = new Map<string, string>();
   try {
     const result = await esbuild.build({
       stdin: { contents: entrySource(keys), resolveDir: scriptsDir, sourcefile: '<entry>', loader: 'js' },
@@ -211,7 +213,7 @@ async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ resu
       legalComments: 'none',
       logLevel: 'silent',
       tsconfigRaw: '{}',
-      plugins: [importGuard(scriptsDir, realDir)],
+      plugins: [importGuard(scriptsDir, realDir, (file, hash) => compiled.set(file, hash))],
       metafile: true,
     });
     const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
@@ -222,7 +224,9 @@ async function build(opts: CompileTenantOptions, keys: string[]): Promise<{ resu
     const files = Object.keys(result.metafile?.inputs ?? {})
       .filter((f) => f !== '<entry>')
       .map((f) => path.resolve(scriptsDir, f.replace(/^file:/, '')));
-    const hashes = await Promise.all(files.map((f) => sha1(f)));
+    // The hash of what was compiled (a file rewritten during the build then differs from it, and
+    // the next reload rebuilds); a file esbuild read itself is hashed now.
+    const hashes = await Promise.all(files.map((f) => compiled.get(f) ?? sha1(f)));
     const named = [scriptsDir, ...keys.map((k) => path.resolve(scriptsDir, k))];
     const reals = await Promise.all(named.map(realOf));
     const inputs =

@@ -9,15 +9,24 @@
  * @example
  *   await esbuild.build({ plugins: [importGuard('/srv/tenants/acme')], … })
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
-import type { Plugin } from 'esbuild';
+import type { Loader, Plugin } from 'esbuild';
 import { isInside } from './display-path.ts';
 
 export const RUNTIME_API_MODULE = 'scriptgate/runtime-api';
 
 
-export function importGuard(scriptsDir: string, realScriptsDir: string = scriptsDir): Plugin {
+/** esbuild's default loaders by extension, for the files this plugin reads itself. */
+const LOADERS: Record<string, Loader> = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.tsx': 'tsx', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.jsx': 'jsx', '.json': 'json', '.txt': 'text' };
+
+/**
+ * `onRead(file, sha1)`, when given, hears of every script file the plugin reads for the build, with
+ * the SHA-1 of exactly the bytes esbuild compiled.
+ */
+export function importGuard(scriptsDir: string, realScriptsDir: string = scriptsDir, onRead?: (file: string, sha1: string) => void): Plugin {
   return {
     name: 'scriptgate-import-guard',
     setup(build) {
@@ -43,11 +52,17 @@ export function importGuard(scriptsDir: string, realScriptsDir: string = scripts
       build.onLoad({ filter: /.*/, namespace: 'scriptgate-types' }, function emptyTypesModule() {
         return { contents: 'export {};', loader: 'js' };
       });
-      build.onLoad({ filter: /.*/, namespace: 'file' }, function guardRealPath(args) {
+      build.onLoad({ filter: /.*/, namespace: 'file' }, async function guardRealPath(args) {
         if (!isInside(realScriptsDir, args.path) && !isInside(scriptsDir, args.path)) {
           return { errors: [{ text: `cannot load ${args.path}: it resolves (through a symlink) outside the tenant's scripts folder` }] };
         }
-        return undefined;
+        // Read here, so the bytes compiled are the bytes hashed (`onRead`): a file rewritten while
+        // the build runs must not pair its new hash with the old code in the compile cache.
+        const loader = LOADERS[path.extname(args.path).toLowerCase()];
+        if (!onRead || !loader) return undefined;
+        const contents = await readFile(args.path);
+        onRead(args.path, createHash('sha1').update(contents).digest('hex'));
+        return { contents, loader };
       });
     },
   };

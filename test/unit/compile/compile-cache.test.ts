@@ -12,6 +12,10 @@ const dir = writeTree({
   'a/main.ts': 'import { h } from "./lib.ts";\nexport default function (ctx: any) { ctx.vars.v = h(); }\n',
   'a/lib.ts': 'export const h = () => "one";\n',
   'b/main.ts': 'export default function (ctx: any) { ctx.vars.v = "b"; }\n',
+  // A big module makes the build slow enough to rewrite a small file while it runs.
+  'race/main.ts': 'import big from "./big.ts";\nimport { word } from "./word.ts";\nexport default function (ctx: any) { ctx.vars.v = word + Object.keys(big).length; }\n',
+  'race/word.ts': 'export const word = "OLDWORD";\n',
+  'race/big.ts': `export default { ${Array.from({ length: 150_000 }, (_, i) => `k${i}: ${i}`).join(', ')} };\n`,
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -41,5 +45,19 @@ describe('compile cache', () => {
     const a = await bundle('a');
     const r = await compileTenant({ tenant: 'other', scriptsDir: path.join(dir, 'a'), scripts: ['main.ts'] });
     expect(r.ok && r.bundle).not.toBe(a);
+  });
+
+  it('a file rewritten while its tenant builds is rebuilt on the next compile: the cache never pairs the new file with the old code', async () => {
+    const word = path.join(dir, 'race/word.ts');
+    // Several tries: the rewrite must land after esbuild read word.ts and before the build ends.
+    for (let i = 0; i < 3; i++) {
+      writeFileSync(word, `export const word = "OLDWORD${i}";\n`);
+      const building = bundle('race');
+      await new Promise((r) => setTimeout(r, 50));
+      writeFileSync(word, `export const word = "NEWWORD${i}";\n`);
+      await building;
+      const next = await bundle('race');
+      expect(next.code).toContain(`NEWWORD${i}`);
+    }
   });
 });
