@@ -14,10 +14,17 @@ export type Phase = (typeof PHASES)[number];
 /** Same order as PHASES. `balancer` runs between access and header_filter but is listed last so the wire ids of the others stay. */
 export const PHASE_SCRIPT_KEYS = ['rewrite_by_script', 'access_by_script', 'header_filter_by_script', 'body_filter_by_script', 'log_by_script', 'balancer_by_script'] as const;
 
+/** The longest duration a node timer holds (about 24.8 days); longer ones would fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `invalid duration ${JSON.stringify(v)} (use 250ms, 2s, 1m or a number of milliseconds)` });
+    return z.NEVER;
+  }
+  if (ms > MAX_DURATION_MS) {
+    ctx.addIssue({ code: 'custom', message: `duration ${JSON.stringify(v)} is longer than 24 days (${MAX_DURATION_MS} ms), the most a timer holds` });
     return z.NEVER;
   }
   return ms;
@@ -35,6 +42,9 @@ const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return bytes;
 });
 
+/** A size of at least `min` bytes (a cap where 0 would refuse everything rather than mean "none"). */
+const sizeAtLeast = (min: number, what: string) => size.refine((n) => n >= min, { message: `${what} must be at least ${min} byte${min === 1 ? '' : 's'} (0 is not "unlimited" here)` });
+
 const address = z.string().refine((v) => parseHostPort(v) !== undefined, { message: 'expected host:port, e.g. 127.0.0.1:6188' });
 
 const limitsFields = {
@@ -44,10 +54,10 @@ const limitsFields = {
   client_body_timeout: duration.default(60_000),
   /** A response the client takes no bytes of for this long is cut and its upstream request cancelled (nginx's send_timeout). Default 60s. */
   send_timeout: duration.default(60_000),
-  /** Request line plus headers. Default 16kb. */
-  max_header_size: size.default(16 * 1024),
-  /** Request line alone; longer gets 414. Default 8kb. */
-  max_uri_size: size.default(8 * 1024),
+  /** Request line plus headers. Default 16kb. (Not 0: unlike max_body_size, there is no "unlimited".) */
+  max_header_size: sizeAtLeast(1, 'max_header_size').default(16 * 1024),
+  /** Request line alone; longer gets 414. Default 8kb. (Not 0.) */
+  max_uri_size: sizeAtLeast(1, 'max_uri_size').default(8 * 1024),
   /** 0 = unlimited, streamed. Larger bodies get 413. */
   max_body_size: size.default(0),
   /** Idle keep-alive connections from clients are closed after this. Default 75s (nginx). */
@@ -69,8 +79,8 @@ const listenerLimits = z.strictObject({
   client_header_timeout: duration.optional(),
   client_body_timeout: duration.optional(),
   send_timeout: duration.optional(),
-  max_header_size: size.optional(),
-  max_uri_size: size.optional(),
+  max_header_size: sizeAtLeast(1, 'max_header_size').optional(),
+  max_uri_size: sizeAtLeast(1, 'max_uri_size').optional(),
   max_body_size: size.optional(),
   keepalive_timeout: duration.optional(),
   http2_max_concurrent_streams: z.number().int().min(1).max(65_535).optional(),
@@ -158,7 +168,7 @@ const upstream = z.strictObject({
     .optional(),
   protocol: z.enum(['http1', 'http2']).default('http1'),
   timeouts: z
-    .strictObject({ connect: duration.default(2_000), read: duration.default(60_000), idle: duration.default(60_000) })
+    .strictObject({ connect: duration.default(2_000), read: duration.default(60_000), idle: durationAtLeast(1, 'timeouts.idle').default(60_000) })
     .prefault({}),
   /**
    * Most connections to one target at once (undici Pool size); 0 (the default) = no cap, as nginx's

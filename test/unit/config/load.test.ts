@@ -97,6 +97,18 @@ describe('loading a config', () => {
     expect(problems(`${base}via: "two words"\n`, 'v.yaml')).toEqual(['v.yaml:3: via: via: a name made of token characters, e.g. edge-1']);
   });
 
+  it('refuses what would break every request: a duration past what a timer holds, timeouts.idle 0, a header or URI cap of 0', () => {
+    const base = 'listen: [{ address: 127.0.0.1:0 }]\nupstreams: { up: { targets: ["127.0.0.1:9001"], timeouts: { read: 600h } } }\nroutes: [{ upstream: up }]\n';
+    expect(problems(base, 'd.yaml')).toEqual([expect.stringMatching(/^d\.yaml:2: upstreams\.up\.timeouts\.read: duration "600h" is longer than 24 days/)]);
+    expect(problems(base.replace('read: 600h', 'idle: 0'), 'd.yaml')).toEqual(['d.yaml:2: upstreams.up.timeouts.idle: timeouts.idle must be at least 1 ms']);
+    expect(problems(base.replace('read: 600h', 'read: 0') + 'limits: { max_header_size: 0, max_uri_size: 0 }\n', 'd.yaml')).toEqual([
+      'd.yaml:4: limits.max_header_size: max_header_size must be at least 1 byte (0 is not "unlimited" here)',
+      'd.yaml:4: limits.max_uri_size: max_uri_size must be at least 1 byte (0 is not "unlimited" here)',
+    ]);
+    // 0 keeps its meaning where it has one: no read timeout, no body cap.
+    expect(parseConfig(base.replace('read: 600h', 'read: 0') + 'limits: { max_body_size: 0 }\n', 'd.yaml').config.upstreams.up!.timeouts.read).toBe(0);
+  });
+
   it('a JSON config loads the same as YAML', () => {
     const json = JSON.stringify({
       listen: [{ address: '127.0.0.1:6188' }],
