@@ -231,7 +231,25 @@ export class TenantSandbox implements ScriptFiles {
       const tenant = await iso.compileScript(this.#opts.bundle.code, known ? { filename: TENANT_FILENAME, cachedData: known } : { filename: TENANT_FILENAME, produceCachedData: true });
       const produced = (tenant as ivm.Script & ivm.CachedDataResult).cachedData;
       if (produced) codeCache.set(this.#opts.bundle, produced);
-      return this.#finish(iso, context, boot, tenant);
+      // The tenant's own code (its top level, the built-ins it loads) runs on isolated-vm's thread,
+      // off the event loop: a top-level loop or memory bomb in a reload does not stall the traffic.
+      const { refs, install } = this.#boot(context, boot);
+      try {
+        await tenant.run(context, { timeout: this.#loadTimeout() });
+      } catch (err) {
+        install.release();
+        throw new InstallError([this.#loadProblem(err)]);
+      }
+      this.#install(install);
+      const groups = builtinsNamed(this.#opts.bundle.code);
+      if (groups) {
+        try {
+          await refs.preload.apply(undefined, [groups], { timeout: PRELOAD_TIMEOUT_MS });
+        } catch (err) {
+          throw this.#preloadProblem(groups, err);
+        }
+      }
+      return this.#ready(iso, context, refs);
     } catch (err) {
       if (!iso.isDisposed) iso.dispose();
       throw err;
@@ -255,8 +273,44 @@ export class TenantSandbox implements ScriptFiles {
     }
   }
 
-  /** Runs the bootstrap, takes its entry References, deletes its global, runs the tenant bundle, installs. */
+  /** Sync: runs the bootstrap, takes its entry References, runs the tenant bundle, installs, loads its built-ins. */
   #finish(iso: ivm.Isolate, context: ivm.Context, boot: ivm.Script, tenant: ivm.Script): Live {
+    const { refs, install } = this.#boot(context, boot);
+    try {
+      tenant.runSync(context, { timeout: this.#loadTimeout() });
+    } catch (err) {
+      install.release();
+      throw new InstallError([this.#loadProblem(err)]);
+    }
+    this.#install(install);
+    const groups = builtinsNamed(this.#opts.bundle.code);
+    if (groups) {
+      try {
+        refs.preload.applySync(undefined, [groups], { timeout: PRELOAD_TIMEOUT_MS });
+      } catch (err) {
+        throw this.#preloadProblem(groups, err);
+      }
+    }
+    return this.#ready(iso, context, refs);
+  }
+
+  /** How long a tenant bundle's top level may run: 10 × cpu_ms, between 1 s and 10 s. */
+  #loadTimeout(): number {
+    return Math.min(Math.max(this.cpuMs * 10, 1000), 10_000);
+  }
+
+  #preloadProblem(groups: string, err: unknown): InstallError {
+    return new InstallError([`${displayPath(this.scriptsDir)}:0: tenant ${this.tenant}: loading the built-ins its scripts use (${groups}) failed: ${(err as Error).message}`]);
+  }
+
+  /** The isolate, ready: a new epoch. */
+  #ready(iso: ivm.Isolate, context: ivm.Context, refs: Live['refs']): Live {
+    this.epoch++;
+    return { iso, context, refs, cpuSeen: iso.cpuTime, warm: new Set() };
+  }
+
+  /** Sets the host callbacks, runs the bootstrap (our code) and takes its entry References, deleting its global. */
+  #boot(context: ivm.Context, boot: ivm.Script): { refs: Live['refs']; install: ivm.Reference<(...a: string[]) => string> } {
     const shared = this.#opts.shared;
     const tenantName = this.tenant;
     // Host functions of a tenant context (taken and deleted from the global by the bootstrap before
@@ -283,28 +337,18 @@ export class TenantSandbox implements ScriptFiles {
     const install = bootRef.getSync('install', { reference: true }) as ivm.Reference<(...a: string[]) => string>;
     bootRef.release();
     context.global.deleteSync('__sgBoot');
-    const loadTimeout = Math.min(Math.max(this.cpuMs * 10, 1000), 10_000);
-    try {
-      tenant.runSync(context, { timeout: loadTimeout });
-    } catch (err) {
-      throw new InstallError([this.#loadProblem(err)]);
-    }
+    return { refs, install };
+  }
+
+  /** Installs the routes' phase functions (after the tenant bundle ran); throws InstallError naming the script. */
+  #install(install: ivm.Reference<(...a: string[]) => string>): void {
+    const shared = this.#opts.shared;
     const problems = install.applySync(undefined, [JSON.stringify(this.#opts.routes), JSON.stringify(this.#opts.upstreams), this.tenant, JSON.stringify(shared?.names ?? []), JSON.stringify(this.#opts.env ?? {})], { timeout: 1000 });
     install.release();
     if (typeof problems === 'string' && problems) {
       const list = JSON.parse(problems) as Array<[string, string]>;
       throw new InstallError(list.map(([key, m]) => `${scriptFile(this, key)}:1: ${m}`));
     }
-    const groups = builtinsNamed(this.#opts.bundle.code);
-    if (groups) {
-      try {
-        refs.preload.applySync(undefined, [groups], { timeout: PRELOAD_TIMEOUT_MS });
-      } catch (err) {
-        throw new InstallError([`${displayPath(this.scriptsDir)}:0: tenant ${this.tenant}: loading the built-ins its scripts use (${groups}) failed: ${(err as Error).message}`]);
-      }
-    }
-    this.epoch++;
-    return { iso, context, refs, cpuSeen: iso.cpuTime, warm: new Set() };
   }
 
   /** `file:line: message` for an error thrown while the tenant bundle's top level ran. */

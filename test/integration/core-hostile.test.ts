@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createReloader } from '../../src/control/reload.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -363,6 +364,27 @@ describe('pipelined HTTP/1.1 requests', () => {
     expect(statusOf(res.text)).toBe(417);
     expect(res.text).toMatch(/x-request-id: rid-417\r\n/i);
   });
+});
+
+describe('a reload whose script loops at its top level', () => {
+  it('fails without stalling the traffic: the top level runs off the event loop', async () => {
+    // An origin that answers after 1 s: the request is in flight while the reload loads the script.
+    const origin = await startOrigin((_req, res) => setTimeout(() => res.end('late'), 1000));
+    const base = simpleConfig([origin]).replace('routes:', 'tenants:\n  t: { cpu_ms: 500, scripts: "." }\nroutes:\n  - match: { path_prefix: /s/ }\n    upstream: up\n    tenant: t\n    access_by_script: s.ts\n');
+    const { port, server, file } = await startProxy(base, { 's.ts': 'export default function () {}\n' });
+    // The top level loops for its whole load timeout (10 × cpu_ms = 5 s).
+    writeFileSync(path.join(path.dirname(file), 's.ts'), 'while (true) {}\nexport default function () {}\n');
+    const t0 = Date.now();
+    const answer = rawRequest(port, 'GET /plain HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 15000);
+    const reload = createReloader(server, file, createLogger('silent'))();
+    const res = await answer;
+    expect(statusOf(res.text)).toBe(200);
+    // 1 s at the origin; a stalled event loop would have held the answer for the 5 s loop.
+    expect(Date.now() - t0).toBeLessThan(3500);
+    const result = await reload;
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.problems).toEqual([expect.stringMatching(/s\.ts:1: the script failed while loading: Script execution timed out/)]);
+  }, 30_000);
 });
 
 describe('limits follow a hot reload', () => {
