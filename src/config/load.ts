@@ -68,7 +68,15 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => `${shown}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`));
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // An alias to no anchor, or one that expands without end (a "billion laughs"), throws here.
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    const alias = /^Unresolved alias.*:\s*([\w.-]+)\s*$/.exec((err as Error).message)?.[1];
+    const at = alias ? text.search(new RegExp(`\\*${alias}\\b`)) : -1;
+    throw new ConfigError([`${shown}:${at >= 0 ? lines.linePos(at).line : 1}: ${(err as Error).message.split('\n')[0]}`]);
+  }
   const result = configSchema.safeParse(raw);
   const found: Array<{ path: PropertyKey[]; linePath: PropertyKey[]; message: string }> = [];
   if (!result.success) {

@@ -109,6 +109,13 @@ describe('loading a config', () => {
     expect(parseConfig(base.replace('read: 600h', 'read: 0') + 'limits: { max_body_size: 0 }\n', 'd.yaml').config.upstreams.up!.timeouts.read).toBe(0);
   });
 
+  it('a YAML alias to no anchor, or an alias bomb, is a file:line problem, not a crash', () => {
+    const undefinedAlias = 'listen:\n  - address: 127.0.0.1:6188\nupstreams:\n  app:\n    targets: ["127.0.0.1:9001"]\n    timeouts: *nope\nroutes:\n  - upstream: app\n';
+    expect(problems(undefinedAlias, 'a.yaml')).toEqual(['a.yaml:6: Unresolved alias (the anchor must be set before the alias): nope']);
+    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(',')}]`)].join('\n') + '\n';
+    expect(problems(bomb, 'b.yaml')).toEqual([expect.stringMatching(/^b\.yaml:1: Excessive alias count/)]);
+  });
+
   it('a JSON config loads the same as YAML', () => {
     const json = JSON.stringify({
       listen: [{ address: '127.0.0.1:6188' }],
