@@ -22,7 +22,7 @@ import { clusterStatusDocument, processStatus, statusDocument, type ProcessStatu
 import { ProxyServer } from './proxy-server.ts';
 import { createReloader, type ReloadResult } from './reload.ts';
 import { watchConfigFolders } from './watch.ts';
-import { reopenAccessLogs } from '../observability/access-log.ts';
+import { reopenAccessLogs, whenAccessLogsReady } from '../observability/access-log.ts';
 import { handOver, listenerKey, receiveHandles } from './upgrade.ts';
 import { endEarlySignals } from './early-signals.ts';
 
@@ -112,6 +112,7 @@ export async function runSingle(loaded: LoadedConfig, logger: Logger): Promise<P
     server
       .shutdown(true)
       .then(() => Promise.race([flushTraces(), new Promise((r) => setTimeout(r, 2000).unref())]))
+      .then(() => whenAccessLogsReady())
       .then(sendFinalMetrics)
       .then(done, done);
   };

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { ConfigError, locate, type LoadedConfig } from '../config/load.ts';
 import { tlsFileProblems } from '../config/tls-files.ts';
+import { accessLogFileProblems } from '../config/access-log-file.ts';
 import { PHASE_SCRIPT_KEYS, STREAM_SCRIPT_KEYS, type Config } from '../config/schema.ts';
 import { Router } from '../core/router.ts';
 import { Upstream } from '../upstream/upstream.ts';
@@ -101,7 +102,8 @@ export function usesScripts(config: Config): boolean {
  */
 export async function buildGeneration(loaded: LoadedConfig, logger: Logger, previous?: Generation): Promise<Generation> {
   // Every TLS file named (certificates, keys, CAs) must read and parse: `file:line:` problems, not a bare ENOENT or 502s later.
-  const tls = locate(loaded, tlsFileProblems(loaded.config));
+  // And the access-log file must open: lines lost without a word otherwise.
+  const tls = locate(loaded, [...tlsFileProblems(loaded.config), ...accessLogFileProblems(loaded.config, loaded.file)]);
   if (tls.length) throw new ConfigError(tls);
   let scripts: ScriptHost | undefined;
   if (usesScripts(loaded.config)) {

@@ -128,7 +128,18 @@ export function accessLine(fields: readonly string[], f: AccessFacts, x: AccessE
 
 const sinks = new Map<string, AccessSink>();
 /** Access-log files open in this process (reopened by `reopenAccessLogs`). */
-const openFiles: Array<{ reopen(): void }> = [];
+const openFiles: Array<{ reopen(): void; fd: number; once(event: 'ready', fn: () => void): unknown }> = [];
+
+/**
+ * Resolves once every access-log file has been opened (at most after `timeoutMs`): a graceful stop
+ * waits for it before its last flush, else the line of a request drained just after the file was
+ * first needed is lost (its file still opening).
+ */
+export function whenAccessLogsReady(timeoutMs = 1000): Promise<void> {
+  const waiting = openFiles.filter((f) => f.fd < 0).map((f) => new Promise<void>((r) => f.once('ready', () => r())));
+  if (waiting.length === 0) return Promise.resolve();
+  return Promise.race([Promise.all(waiting).then(() => undefined), new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]);
+}
 
 /**
  * Reopens every access-log file by its path (after logrotate moved it away): SIGUSR1, as
@@ -174,7 +185,7 @@ export function accessSink(options: AccessLogOptions | undefined, logger: Logger
     if (file) {
       const dest = boundedDestination(file);
       onFlush(() => dest.flushSync());
-      openFiles.push(dest);
+      openFiles.push(dest as unknown as (typeof openFiles)[number]);
       streams.push({ stream: dest });
     }
     if (options.syslog) {

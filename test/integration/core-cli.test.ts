@@ -301,6 +301,28 @@ describe('access log', { timeout: 60_000 }, () => {
     ]);
   });
 
+  it('an access-log file that cannot be opened fails check and start as file:line; a request drained at SIGTERM before the file was first written still gets its line', async () => {
+    const origin = await startOrigin((_req, res) => setTimeout(() => res.end('slow'), 300));
+    const port = await freePort();
+    const bad = writeConfig(proxyConfig(port, origin).replace('listen:', 'log: { access_log: { file: /proc/nope/access.log } }\nlisten:'));
+    const checked = cli(['check', '-c', bad]);
+    expect((await checked.exited).code).toBe(1);
+    expect(checked.stderr()).toMatch(/scriptgate\.yaml:2: log\.access_log\.file: cannot open \/proc\/nope\/access\.log for appending/);
+    const file = writeConfig(proxyConfig(port, origin).replace('listen:', 'log: { access_log: { file: logs/access.log } }\nlisten:'));
+    const log = path.join(path.dirname(file), 'logs/access.log');
+    const c = cli(['start', '-c', file]);
+    onTestFinished(() => void c.child.kill('SIGKILL'));
+    await c.waitFor(msg('scriptgate listening'));
+    // The first request of the process is in flight when SIGTERM comes: its line is the file's first.
+    const answer = request(port, { path: '/drained' });
+    await new Promise((r) => setTimeout(r, 100));
+    process.kill(c.child.pid!, 'SIGTERM');
+    expect((await answer).status).toBe(200);
+    expect((await c.exited).code).toBe(0);
+    expect(c.stderr()).not.toMatch(/sonic boom/);
+    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { path: string }).path)).toEqual(['/drained']);
+  });
+
   it('a LOG_LEVEL that is not a level is one clear line, not a stack trace', async () => {
     const origin = await startOrigin();
     const c = cli(['start', '-c', writeConfig(proxyConfig(await freePort(), origin))], { LOG_LEVEL: 'bogus' });
