@@ -21,6 +21,7 @@
  * @example
  *   const r = await compileTenant({ tenant: 'acme', scriptsDir: '/srv/acme', scripts: ['auth.ts'] });
  */
+import { noteCompiledFolders } from './compiled-folders.ts';
 import { createHash } from 'node:crypto';
 import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
@@ -128,6 +129,7 @@ export async function compileTenant(opts: CompileTenantOptions): Promise<Compile
   const keys = [...new Set(opts.scripts.map((s) => scriptKey(scriptsDir, s)))];
   const cacheKey = JSON.stringify([BUNDLE_FORMAT, opts.tenant, scriptsDir, [...keys].sort()]);
   const remember = (entry: CacheEntry) => {
+    noteCompiledFolders(entry.inputs.filter(([f]) => !f.startsWith('@')).map(([f]) => f));
     cache.delete(cacheKey);
     cache.set(cacheKey, entry);
     if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);

@@ -402,6 +402,8 @@ export async function runPrimary(n: number, loaded: LoadedConfig, logger: Logger
   // Compile every tenant once here; the workers find the bundles in the disk cache.
   const problems = await precompileScripts(loaded, logger);
   if (problems.length) throw new ConfigError(problems);
+  // Now that the bundles are built, the watch covers the folders of the files they import too.
+  watcher?.aim(loaded.config);
   for (let i = 0; i < n; i++) fork();
 
   if (loaded.config.admin) {

@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { PHASE_SCRIPT_KEYS, type Config } from '../config/schema.ts';
+import { compiledFolders } from '../compile/compiled-folders.ts';
 
 export function watchForChanges(file: string, folders: string[], debounceMs: number, onChange: (what: string) => void, logger: Logger): () => void {
   const watchers: FSWatcher[] = [];
@@ -50,16 +51,20 @@ export function watchForChanges(file: string, folders: string[], debounceMs: num
 /**
  * watchForChanges for a config that can change: watches while `reload.watch` is on (the default).
  * `aim(config)`, called after each successful reload, follows that config: its script folders (a
- * reload may add a tenant or a script in a new folder), `reload.watch` turned off or on, and
- * `reload.debounce`. Returns the handle; `stop()` ends watching.
+ * reload may add a tenant or a script in a new folder) and the folders of the files its bundles
+ * imported, `reload.watch` turned off or on, and `reload.debounce`; it re-arms every watch (a
+ * replaced folder is a new one). Returns the handle; `stop()` ends watching.
  */
 export function watchConfigFolders(file: string, config: Config, onChange: (what: string) => void, logger: Logger): { aim(config: Config): void; stop(): void } {
   let key = '';
   let stop = (): void => undefined;
   const aim = (next: Config): void => {
-    const folders = scriptFolders(next);
+    // The named scripts' folders and those of every file the bundles read (imported helpers).
+    const folders = [...new Set([...scriptFolders(next), ...compiledFolders()])];
     const nextKey = next.reload.watch ? `${next.reload.debounce}\n${folders.sort().join('\n')}` : '';
-    if (nextKey === key) return;
+    // Watches are made anew after every reload, also for the same folders: a folder replaced by a
+    // deploy (rm -rf t; mv t.new t) is a new folder that the old watch no longer sees.
+    if (nextKey === '' && key === '') return;
     stop();
     key = nextKey;
     stop = next.reload.watch ? watchForChanges(file, folders, next.reload.debounce, onChange, logger) : () => undefined;
