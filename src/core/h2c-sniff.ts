@@ -9,32 +9,16 @@
  *   net.createServer((s) => sniffH2cPreface(s, 10_000, (s, h2) => (h2 ? h2server : h1server).emit('connection', s)));
  */
 import type { Socket } from 'node:net';
+import { readFirstBytes } from './first-bytes.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export function sniffH2cPreface(socket: Socket, timeoutMs: number, dispatch: (socket: Socket, http2: boolean) => void): void {
-  let seen: Buffer | undefined;
-  const onTimeout = () => socket.destroy();
-  const onError = () => socket.destroy();
-  function onData(chunk: Buffer): void {
-    const buf: Buffer = seen ? Buffer.concat([seen, chunk]) : chunk;
-    const n = Math.min(buf.length, PREFACE.length);
-    const prefix = buf.compare(PREFACE, 0, n, 0, n) === 0;
-    if (prefix && buf.length < PREFACE.length) {
-      seen = buf; // so far a prefix of the preface: wait for the rest
-      return;
-    }
-    socket.off('data', onData);
-    socket.off('error', onError);
-    socket.off('timeout', onTimeout);
-    socket.setTimeout(0);
-    socket.pause();
-    socket.unshift(buf);
-    dispatch(socket, prefix);
-  }
   socket.setNoDelay(true);
-  socket.setTimeout(timeoutMs);
-  socket.on('timeout', onTimeout);
-  socket.on('error', onError);
-  socket.on('data', onData);
+  // Decided once the bytes stop being a prefix of the preface, or are all of it.
+  const isPrefix = (buf: Buffer) => {
+    const n = Math.min(buf.length, PREFACE.length);
+    return buf.compare(PREFACE, 0, n, 0, n) === 0;
+  };
+  readFirstBytes(socket, timeoutMs, (buf) => !isPrefix(buf) || buf.length >= PREFACE.length, (s, buf) => dispatch(s, isPrefix(buf)));
 }

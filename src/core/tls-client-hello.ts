@@ -15,6 +15,7 @@
  *   sniffClientHello(socket, 10_000, (s, hello) => tlsServer.emit('connection', s));
  */
 import type { Socket } from 'node:net';
+import { readFirstBytes } from './first-bytes.ts';
 
 export interface ClientHelloFacts {
   /** The SNI host name, lower case; undefined when the client sent none. */
@@ -101,27 +102,9 @@ export function clientHelloOf(socket: Socket | undefined): ClientHelloFacts | un
  * paused. A client that sends nothing for `timeoutMs` is dropped.
  */
 export function sniffClientHello(socket: Socket, timeoutMs: number, dispatch: (socket: Socket) => void): void {
-  let seen: Buffer | undefined;
-  const onTimeout = () => socket.destroy();
-  const onError = () => socket.destroy();
-  function onData(chunk: Buffer): void {
-    const buf: Buffer = seen ? Buffer.concat([seen, chunk]) : chunk;
+  readFirstBytes(socket, timeoutMs, (buf) => readClientHello(buf) !== 'more', (s, buf) => {
     const facts = readClientHello(buf);
-    if (facts === 'more') {
-      seen = buf;
-      return;
-    }
-    if (facts) (socket as HelloSocket)[kHello] = facts;
-    socket.off('data', onData);
-    socket.off('error', onError);
-    socket.off('timeout', onTimeout);
-    socket.setTimeout(0);
-    socket.pause();
-    socket.unshift(buf);
-    dispatch(socket);
-  }
-  socket.setTimeout(timeoutMs);
-  socket.on('timeout', onTimeout);
-  socket.on('error', onError);
-  socket.on('data', onData);
+    if (facts && facts !== 'more') (s as HelloSocket)[kHello] = facts;
+    dispatch(s);
+  });
 }
