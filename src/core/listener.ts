@@ -297,7 +297,8 @@ export class Listener {
           const hello = clientHelloOf(s);
           // The context the handshake starts in: node's SNI switch can replace one certificate only,
           // so the right one (this name, a key type the client verifies) must be there from the start.
-          if (table && hello) (front as tls.Server & { _sharedCreds: tls.SecureContext })._sharedCreds = table.pick(hello.serverName, hello.keyTypes);
+          // (A hello that did not parse starts in the default certificate, as a client without SNI.)
+          if (table) (front as tls.Server & { _sharedCreds: tls.SecureContext })._sharedCreds = hello ? table.pick(hello.serverName, hello.keyTypes) : table.default;
           front.emit('connection', s);
         });
       });
