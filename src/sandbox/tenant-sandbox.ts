@@ -356,7 +356,10 @@ export class TenantSandbox implements ScriptFiles {
     const e = err as Error;
     const pos = typeof e?.stack === 'string' ? this.mapper.firstFrame(e.stack) : undefined;
     const where = pos ? `${pos.file}:${pos.line}` : `${displayPath(this.scriptsDir)}:0`;
-    return `${where}: the script failed while loading: ${e?.message ?? String(err)}`;
+    const message = e?.message ?? String(err);
+    // A top level that ran out of time: say how long it had, and that it is a load-time limit.
+    const limit = /timed out/i.test(message) ? ` (a script's top level may run ${this.#loadTimeout()} ms: 10 × cpu_ms, between 1 s and 10 s; do lasting work in the phase functions)` : '';
+    return `${where}: the script failed while loading: ${message}${limit}`;
   }
 
   /**
