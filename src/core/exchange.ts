@@ -28,7 +28,7 @@ import { clearHeaders, sendLocal } from './local-response.ts';
 import { ScriptedResponse, type ResponseWriter } from './scripted-response.ts';
 import { endGrpc, sendTrailersOnly, grpcStatusForError, grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.ts';
 import { recordRequest, scriptErrors, upstreamDuration, upstreamFailures, upstreamRetries } from '../observability/metrics.ts';
-import { writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
+import { requestExtras, writeAccessLine, type AccessFacts } from '../observability/access-log.ts';
 import { reportScriptError } from '../observability/error-report.ts';
 import { observeSession, startRequestTracing, type RequestTracing } from '../observability/request-telemetry.ts';
 import { isTargetFailure, mayResend, mayRetry, shouldBufferBody, unansweredTry, type BodyMode } from '../upstream/retry-policy.ts';
@@ -861,10 +861,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       tenant: this.#route?.config.tenant,
       clientIp: this.#clientIp,
       clientPort: this.#clientPort,
-      host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
-      scheme: this.#lc.scheme,
-      httpVersion: req.httpVersion,
-      requestHeaders: req.headers,
+      ...requestExtras(req, this.#lc.scheme),
       responseHeaders: this.#responseHeaders,
       upstreamMs: this.#tHeader >= 0 ? this.#tHeader - this.#tDispatch : -1,
       retries: this.#retries,

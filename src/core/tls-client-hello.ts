@@ -102,8 +102,8 @@ export function clientHelloOf(socket: Socket | undefined): ClientHelloFacts | un
  * paused. A client that sends nothing for `timeoutMs` is dropped.
  */
 export function sniffClientHello(socket: Socket, timeoutMs: number, dispatch: (socket: Socket) => void): void {
-  readFirstBytes(socket, timeoutMs, (buf) => readClientHello(buf) !== 'more', (s, buf) => {
-    const facts = readClientHello(buf);
+  let facts: ClientHelloFacts | 'more' | undefined;
+  readFirstBytes(socket, timeoutMs, (buf) => (facts = readClientHello(buf)) !== 'more', (s) => {
     if (facts && facts !== 'more') (s as HelloSocket)[kHello] = facts;
     dispatch(s);
   });

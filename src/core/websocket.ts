@@ -32,7 +32,7 @@ import { observeSession, startRequestTracing, type RequestTracing } from '../obs
 import { reportScriptError } from '../observability/error-report.ts';
 import type { ListenerContext } from './exchange.ts';
 import { forwardResponseHeaders, isHopByHop, withoutHeaders } from './hop-by-hop.ts';
-import { writeAccessLine } from '../observability/access-log.ts';
+import { requestExtras, writeAccessLine } from '../observability/access-log.ts';
 import { matchRoute, newRequestPlan, readRequestHead, runRequestScripts, scriptRequestOf, upstreamHeaders, viaEntry, type Refusal, type RequestPlan } from './request-prelude.ts';
 import { connectUpstream, type ConnectAttempt } from './stream-connect.ts';
 import { startTunnel, type Tunnel, type TunnelSide, type TunnelStats } from './stream-tunnel.ts';
@@ -497,10 +497,7 @@ class UpgradeExchange {
         tenant: plan?.route?.config.tenant,
         clientIp: this.#clientIp,
         clientPort: this.#clientPort,
-        host: (req.headers[':authority'] as string | undefined) ?? req.headers.host,
-        scheme: this.#lc.scheme,
-        httpVersion: req.httpVersion,
-        requestHeaders: req.headers,
+        ...requestExtras(req, this.#lc.scheme),
         responseHeaders: this.#responseHeaders,
         upstreamMs: this.#tHeader >= 0 && this.#tConnected >= 0 ? this.#tHeader - this.#tConnected : -1,
         retries: 0,

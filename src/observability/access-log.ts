@@ -12,6 +12,7 @@
  * @example
  *   log: { access_log: { fields: [reqId, method, path, status, ms, "request_header:user-agent"], file: logs/access.log } }
  */
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { boundedDestination, onFlush } from './logger.ts';
@@ -83,6 +84,11 @@ export interface AccessExtras {
   retries: number;
   traceId: string | undefined;
   generation: number;
+}
+
+/** The extras an access line takes from the request itself (the same for a proxied request and a WebSocket). */
+export function requestExtras(req: IncomingMessage, scheme: string): Pick<AccessExtras, 'host' | 'scheme' | 'httpVersion' | 'requestHeaders'> {
+  return { host: (req.headers[':authority'] as string | undefined) ?? req.headers.host, scheme, httpVersion: req.httpVersion, requestHeaders: req.headers };
 }
 
 /** Where a generation's access lines go; `fields` undefined = the default line. */
